@@ -1,0 +1,107 @@
+"""The whole method, stage by stage: pre-train -> fine-tune -> evaluate.
+
+``run(config, workdir)`` is what ``main.py`` calls. ``config.stage`` picks one
+stage or ``all``. Layout of a workdir::
+
+  pretrain/<modality>/   uni-modal checkpoints + metrics.jsonl + events
+  <method>/              late_fusion, late_fusion_pretrained, mma
+  results.json, results.md, robustness.png
+"""
+import functools
+import logging
+import os
+
+from ume_jax import (config_checks, evaluation, methods, pretrained, reporting,
+                     results as results_lib, scenarios as scenarios_lib,
+                     sharding, trainer)
+from ume_jax import data as data_lib
+from ume_jax import metrics
+
+
+def _stage_seed(config, offset: int) -> int:
+  return int(config.seed) + offset
+
+
+def pretrain(config, workdir, dataset, mesh, unimodal):
+  for i, (m, method) in enumerate(unimodal.items()):
+    trainer.train(method, config.pretrain, dataset=dataset, mesh=mesh,
+                  directory=pretrained.unimodal_dir(workdir, m),
+                  seed=_stage_seed(config, i), checkpoint_cfg=config.checkpoint,
+                  log_every_steps=config.log_every_steps)
+
+
+def finetune(config, workdir, dataset, mesh, unimodal, means):
+  pretrain_root = config.finetune.get("pretrained_dir") or workdir
+  for name in config.methods:
+    method = methods.fusion(config, dataset.spec, name, means)
+    init, stage_cfg = None, config.scratch
+    if name in methods.PRETRAINED_INIT:
+      stage_cfg = config.finetune
+      init = functools.partial(
+          pretrained.load_into_fusion, pretrain_root=pretrain_root,
+          unimodal_methods=unimodal,
+          load_heads=config.model.fusion == "sum_logits")
+    trainer.train(method, stage_cfg, dataset=dataset, mesh=mesh,
+                  directory=os.path.join(workdir, name),
+                  seed=_stage_seed(config, 100), init_params=init,
+                  checkpoint_cfg=config.checkpoint,
+                  log_every_steps=config.log_every_steps)
+
+
+def _evaluators(config, root, dataset, mesh, unimodal, means):
+  """method name -> (eval_logits, params restored from checkpoints)."""
+  out = {}
+  for m, method in unimodal.items():
+    params = pretrained.load_params(pretrained.unimodal_dir(root, m), method,
+                                    trainer.abstract_params(method, mesh))
+    out[method.name] = (method.eval_logits, params)
+  out["ume"] = (methods.ume_logits(unimodal, dataset.spec),
+                {m: out[f"unimodal:{m}"][1] for m in unimodal})
+  for name in methods.FUSION_METHODS:
+    method = methods.fusion(config, dataset.spec, name, means)
+    params = pretrained.load_params(os.path.join(root, name), method,
+                                    trainer.abstract_params(method, mesh))
+    out[name] = (method.eval_logits, params)
+  return out
+
+
+def evaluate(config, workdir, dataset, mesh, unimodal, means) -> dict:
+  root = config.eval.get("checkpoint_dir") or workdir
+  spec = dataset.spec
+  scenarios = scenarios_lib.build_scenarios(spec.modalities,
+                                            config.eval.missing_rates)
+  evaluators = _evaluators(config, root, dataset, mesh, unimodal, means)
+  by_split = {
+      split: evaluation.evaluate(
+          evaluators, dataset=dataset, split=split, scenarios=scenarios,
+          batch_size=config.eval.batch_size, mesh=mesh,
+          mask_seed=config.eval.mask_seed)
+      for split in ("validation", "test")}
+  names = metrics.metric_names(spec.multilabel)
+  primary = config.eval.get("primary_metric") or names[0]
+  return results_lib.assemble(spec.name, names, primary, spec.modalities,
+                              scenarios, by_split["validation"],
+                              by_split["test"])
+
+
+def run(config, workdir: str) -> dict | None:
+  """Runs ``config.stage`` in ``workdir``; returns results when evaluated."""
+  config_checks.check_config(config)
+  dataset = data_lib.get_dataset(config.data)
+  config_checks.check_against_dataset(config, dataset.spec)
+  mesh = sharding.build_mesh(config.mesh)
+  logging.info("mesh %s on %d devices", dict(mesh.shape), mesh.size)
+  means = (dataset.modality_means() if config.model.substitute == "mean"
+           else None)
+  unimodal = {m: methods.unimodal(config, dataset.spec, m, means)
+              for m in dataset.spec.modalities}
+  if config.stage in ("all", "pretrain"):
+    pretrain(config, workdir, dataset, mesh, unimodal)
+  if config.stage in ("all", "finetune"):
+    finetune(config, workdir, dataset, mesh, unimodal, means)
+  if config.stage not in ("all", "eval"):
+    return None
+  results = evaluate(config, workdir, dataset, mesh, unimodal, means)
+  table = reporting.write_results(results, workdir)
+  print(table, flush=True)
+  return results

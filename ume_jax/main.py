@@ -1,0 +1,34 @@
+"""Entry point: ``python -m ume_jax.main --config=configs/default.py --workdir=DIR``.
+
+Config overrides: ``--config.pretrain.num_epochs=3``; variants:
+``--config=configs/default.py:small``. Multi-host: ``--distributed`` calls
+``jax.distributed.initialize()`` (coordinator from the environment, as set by
+TPU pods, SLURM, or ``launch/``'s scripts).
+"""
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Training configuration file.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and"
+                               " results are written.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call"
+                                 " jax.distributed.initialize() first.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  import jax  # after flag parsing, so XLA flags set by launchers apply
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  logging.info("process %d/%d, %d local / %d global devices",
+               jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
+  from ume_jax import experiment
+  experiment.run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

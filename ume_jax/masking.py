@@ -1,0 +1,95 @@
+"""Where missing modalities are decided and substituted.
+
+Everything here is a pure jax function, used inside jitted steps:
+- ``train_present``: per-sample missing-modality augmentation (MMA) masks;
+- ``scenario_present``: seeded evaluation masks, identical for every method;
+- ``substitute_inputs`` / ``substitute_features``: what a model sees in place
+  of an absent modality.
+
+Masks are boolean ``(batch, num_modalities)`` arrays, True = present, in the
+dataset's canonical modality order.
+"""
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+
+SUBSTITUTES = ("zeros", "mean", "learned")
+
+
+def train_present(key: jax.Array, data_present: jnp.ndarray,
+                  drop_probs: Sequence[float]) -> jnp.ndarray:
+  """Drops each modality of each sample with its own probability.
+
+  A sample never loses all of its modalities: where the draw would leave a
+  sample with none, one of the modalities it natively has is kept, chosen
+  uniformly. So for M modalities the marginal drop rate of modality m is
+  ``p_m - prod(p) / M`` when all are present natively (tested).
+
+  Args:
+    key: PRNG key, already folded with the step.
+    data_present: (B, M) bool, the modalities the data really has.
+    drop_probs: length-M drop probabilities.
+  """
+  drop_key, rescue_key = jax.random.split(key)
+  p = jnp.asarray(drop_probs, jnp.float32)
+  keep = jax.random.uniform(drop_key, data_present.shape) >= p
+  present = keep & data_present
+  # Rescue: keep one native modality, picked by the largest random score.
+  scores = jax.random.uniform(rescue_key, data_present.shape)
+  scores = jnp.where(data_present, scores, -1.0)
+  rescued = jax.nn.one_hot(jnp.argmax(scores, axis=1), data_present.shape[1],
+                           dtype=jnp.bool_)
+  nothing_left = ~jnp.any(present, axis=1, keepdims=True)
+  return jnp.where(nothing_left, rescued & data_present, present)
+
+
+def scenario_present(seed_key: jax.Array, index: jnp.ndarray,
+                     always_absent: jnp.ndarray, rate_modality: int,
+                     rate: float) -> jnp.ndarray:
+  """Evaluation mask of one scenario for examples ``index`` (B,).
+
+  Modalities flagged in ``always_absent`` (M,) are missing for every example;
+  modality ``rate_modality`` (or none when < 0) is missing for a fraction
+  ``rate`` of examples. Each example's draw depends only on the seed and its
+  index in the split, so masks are the same for every method, batch size and
+  process count.
+  """
+  num_modalities = always_absent.shape[0]
+  u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(seed_key, i)))(
+      index)
+  rate_absent = (u < rate)[:, None] & (
+      jnp.arange(num_modalities) == rate_modality)[None, :]
+  return ~(always_absent[None, :] | rate_absent)
+
+
+def substitute_inputs(inputs: Mapping[str, jnp.ndarray], present: jnp.ndarray,
+                      modalities: Sequence[str], kind: str,
+                      means: Mapping[str, jnp.ndarray] | None = None
+                      ) -> dict[str, jnp.ndarray]:
+  """Replaces absent modalities' inputs by zeros or the dataset mean input.
+
+  ``learned`` substitutes act on features inside the model, so inputs pass
+  through unchanged; the model's encoder output is replaced there.
+  """
+  out = dict(inputs)
+  if kind == "learned":
+    return out
+  for i, m in enumerate(modalities):
+    x = inputs[m]
+    if kind == "zeros":
+      fill = jnp.zeros_like(x)
+    elif kind == "mean":
+      fill = jnp.broadcast_to(means[m].astype(x.dtype), x.shape)
+    else:
+      raise ValueError(f"Unknown substitute {kind!r}; expected one of"
+                       f" {SUBSTITUTES}")
+    keep = present[:, i].reshape((-1,) + (1,) * (x.ndim - 1))
+    out[m] = jnp.where(keep, x, fill)
+  return out
+
+
+def substitute_features(features: jnp.ndarray, present_m: jnp.ndarray,
+                        token: jnp.ndarray) -> jnp.ndarray:
+  """Feature-level substitute: a learned per-modality token where absent."""
+  return jnp.where(present_m[:, None], features, token[None, :])

@@ -1,0 +1,128 @@
+"""The methods of the paper as (model, train logits, eval logits) triples.
+
+- ``unimodal:<m>``: encoder + head on modality m alone (pre-training stage);
+- ``late_fusion``: late-fusion model trained jointly from scratch;
+- ``late_fusion_pretrained``: the same, initialised from uni-modal checkpoints;
+- ``mma``: initialised from uni-modal checkpoints, trained with per-sample
+  missing-modality augmentation;
+- ``ume``: eval-only ensemble, the sum of the uni-modal models' logits over
+  the modalities each example has;
+- ``ume_mma``: ``ume`` or ``mma``, chosen on validation (``experiment.py``).
+"""
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from ume_jax import masking
+from ume_jax.data import DatasetSpec
+from ume_jax.models import LateFusionClassifier, UniModalClassifier
+
+FUSION_METHODS = ("late_fusion", "late_fusion_pretrained", "mma")
+PRETRAINED_INIT = ("late_fusion_pretrained", "mma")
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """What a training stage or an evaluation needs to know about a method."""
+  name: str
+  model: nn.Module
+  example_inputs: Callable[[int], tuple]   # batch size -> model.init args
+  train_logits: Callable[[Any, dict, Any], jnp.ndarray]
+  eval_logits: Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
+  fingerprint: dict
+
+
+def _zeros(spec: DatasetSpec, m: str, batch: int) -> np.ndarray:
+  return np.zeros((batch,) + tuple(spec.input_shapes[m]), np.float32)
+
+
+def _encoder(config, m: str) -> tuple[str, dict]:
+  enc = config.model.encoders[m]
+  return enc.name, dict(enc.get("kwargs", {}) or {})
+
+
+def _substitute_kind(config) -> str:
+  return config.model.substitute
+
+
+def unimodal(config, spec: DatasetSpec, m: str,
+             means: Mapping[str, np.ndarray]) -> Method:
+  name, kwargs = _encoder(config, m)
+  model = UniModalClassifier(name, kwargs, spec.num_classes)
+  kind = "zeros" if _substitute_kind(config) == "learned" else \
+      _substitute_kind(config)
+
+  def train_logits(params, batch, key):
+    del key
+    return model.apply({"params": params}, batch[m])
+
+  def eval_logits(params, batch, present):
+    inputs = masking.substitute_inputs(batch, present, spec.modalities, kind,
+                                       means)
+    return model.apply({"params": params}, inputs[m])
+
+  return Method(
+      f"unimodal:{m}", model, lambda b: (_zeros(spec, m, b),), train_logits,
+      eval_logits,
+      {"method": f"unimodal:{m}", "encoder": name, "encoder_kwargs": kwargs,
+       "input_shape": list(spec.input_shapes[m]),
+       "num_classes": spec.num_classes})
+
+
+def fusion(config, spec: DatasetSpec, method: str,
+           means: Mapping[str, np.ndarray]) -> Method:
+  if method not in FUSION_METHODS:
+    raise ValueError(f"Unknown fusion method {method!r}; expected one of"
+                     f" {FUSION_METHODS}")
+  mods = spec.modalities
+  encoders = {m: _encoder(config, m) for m in mods}
+  kind = _substitute_kind(config)
+  model = LateFusionClassifier(
+      mods, encoders, spec.num_classes, fusion=config.model.fusion,
+      substitute=kind, missing_logits=config.model.missing_logits)
+  augment = method == "mma"
+  drop_probs = [float(config.mma.drop_probs[m]) for m in mods]
+
+  def forward(params, batch, present):
+    inputs = masking.substitute_inputs(batch, present, mods, kind, means)
+    return model.apply({"params": params}, inputs, present)
+
+  def train_logits(params, batch, key):
+    present = batch["present"]
+    if augment:
+      present = masking.train_present(key, present, drop_probs)
+    return forward(params, batch, present)
+
+  def example_inputs(b):
+    return ({m: _zeros(spec, m, b) for m in mods},
+            np.ones((b, len(mods)), np.bool_))
+
+  fingerprint = {
+      "method": method, "modalities": list(mods),
+      "encoders": {m: list(e) for m, e in encoders.items()},
+      "input_shapes": {m: list(spec.input_shapes[m]) for m in mods},
+      "num_classes": spec.num_classes, "fusion": config.model.fusion,
+      "substitute": kind, "missing_logits": config.model.missing_logits}
+  return Method(method, model, example_inputs, train_logits, forward,
+                fingerprint)
+
+
+def ume_logits(unimodal_methods: Mapping[str, Method], spec: DatasetSpec):
+  """Eval logits of the Uni-Modal Ensemble over ``{m: params}``.
+
+  Absent modalities are left out of the sum (the ensemble view): an
+  ensemble member without its input has nothing to say.
+  """
+
+  def eval_logits(params_by_modality, batch, present):
+    total = 0.0
+    for i, m in enumerate(spec.modalities):
+      logits = unimodal_methods[m].model.apply(
+          {"params": params_by_modality[m]}, batch[m])
+      total = total + logits * present[:, i, None].astype(logits.dtype)
+    return total
+
+  return eval_logits

@@ -1,0 +1,86 @@
+"""Uni-modal classifiers and the late-fusion multi-modal classifier.
+
+Parameter names are shared on purpose: a uni-modal model is ``{encoder, head}``
+and the late-fusion model holds ``{<m>_encoder, <m>_head}`` per modality, so
+fine-tuning copies uni-modal checkpoints in by renaming only
+(``ume_jax/pretrained.py``).
+"""
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from ume_jax import masking
+from ume_jax.models import layers
+from ume_jax.models.registry import build_encoder
+
+FUSIONS = ("sum_logits", "concat_linear")
+MISSING_LOGITS = ("keep", "drop")
+
+
+def _head(num_classes: int, name: str) -> nn.Dense:
+  return layers.dense(num_classes, ("embed", "classes"), name=name,
+                      relu_follows=False)
+
+
+class UniModalClassifier(nn.Module):
+  """Encoder + linear head for one modality (the pre-training stage)."""
+
+  encoder_name: str
+  encoder_kwargs: Mapping[str, Any]
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    features = build_encoder(self.encoder_name, dict(self.encoder_kwargs),
+                             "encoder")(x)
+    return _head(self.num_classes, "head")(features)
+
+
+class LateFusionClassifier(nn.Module):
+  """One encoder per modality, fused at the end.
+
+  ``present`` (B, M) says which modalities each sample has. Input-level
+  substitutes (zeros, dataset mean) are applied before the model by
+  ``masking.substitute_inputs``; the ``learned`` substitute lives at feature
+  level and so is applied here.
+
+  Fusion ``sum_logits`` adds per-modality head logits (the uni-modal ensemble
+  form); with ``missing_logits="drop"`` an absent modality's logits are left
+  out of the sum, with ``"keep"`` the substitute's logits stay in.
+  ``concat_linear`` is a linear head over the concatenated features.
+  """
+
+  modalities: Sequence[str]
+  encoders: Mapping[str, tuple[str, Mapping[str, Any]]]
+  num_classes: int
+  fusion: str = "sum_logits"
+  substitute: str = "zeros"
+  missing_logits: str = "keep"
+
+  @nn.compact
+  def __call__(self, inputs: Mapping[str, jnp.ndarray],
+               present: jnp.ndarray) -> jnp.ndarray:
+    features = []
+    for i, m in enumerate(self.modalities):
+      name, kwargs = self.encoders[m]
+      f = build_encoder(name, dict(kwargs), f"{m}_encoder")(inputs[m])
+      if self.substitute == "learned":
+        token = self.param(
+            f"{m}_missing_token",
+            nn.with_logical_partitioning(nn.initializers.normal(0.02),
+                                         ("embed",)),
+            f.shape[-1:])
+        f = masking.substitute_features(f, present[:, i], token)
+      features.append(f)
+
+    if self.fusion == "concat_linear":
+      return _head(self.num_classes, "fusion_head")(
+          jnp.concatenate(features, axis=-1))
+    logits = 0.0
+    for i, (m, f) in enumerate(zip(self.modalities, features)):
+      m_logits = _head(self.num_classes, f"{m}_head")(f)
+      if self.missing_logits == "drop":
+        m_logits = m_logits * present[:, i, None].astype(m_logits.dtype)
+      logits = logits + m_logits
+    return logits

@@ -1,0 +1,55 @@
+"""Small convolutional encoders for images and spectrograms.
+
+Down-sampling is done with stride-2 convolutions rather than max-pooling:
+on XLA:CPU the gradient of max-pool (select-and-scatter) is a slow path, and a
+strided conv learns its own pooling at a lower cost.
+"""
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from ume_jax.models import layers
+from ume_jax.models.registry import register_encoder
+
+
+class ConvEncoder(nn.Module):
+  """conv stack -> flatten -> dense features; input (B, H, W, C)."""
+
+  input_ndim = 3  # (H, W, C) per example; a ClassVar, not a field
+
+  channels: Sequence[int] = (16, 32, 64)
+  strides: Sequence[int] = (1, 2, 2)
+  kernel_size: int = 3
+  feature_dim: int = 128
+  dtype: str = "float32"
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    if x.ndim != 4:
+      raise ValueError(f"ConvEncoder expects (batch, height, width, channels),"
+                       f" got shape {x.shape}")
+    x = x.astype(self.dtype)
+    for i, (ch, stride) in enumerate(zip(self.channels, self.strides)):
+      x = nn.relu(layers.conv(ch, self.kernel_size, stride, name=f"conv{i}")(x))
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(layers.dense(self.feature_dim, ("flat", "embed"),
+                             name="proj")(x))
+    return x.astype(jnp.float32)
+
+
+@register_encoder("image_cnn")
+class ImageCNN(ConvEncoder):
+  """LeNet-sized CNN for 28x28 digits (AV-MNIST's image modality)."""
+
+
+@register_encoder("audio_cnn")
+class AudioCNN(ConvEncoder):
+  """CNN over a (time, mel, 1) log-mel spectrogram.
+
+  Wider first stride than the image encoder: spectrogram frames are larger
+  and noisier, and the extra down-sampling keeps the step cheap.
+  """
+
+  channels: Sequence[int] = (16, 32, 64)
+  strides: Sequence[int] = (2, 2, 2)

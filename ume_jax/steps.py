@@ -1,0 +1,62 @@
+"""Pure train and eval steps; ``trainer.py`` jits them with shardings.
+
+A step's randomness is ``fold_in(key(seed), step)``: resuming from a
+checkpoint replays exactly the masks an uninterrupted run would have drawn.
+"""
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ume_jax import metrics, scenarios
+from ume_jax.train_state import TrainState
+
+TrainLogitsFn = Callable[[Any, dict, jax.Array], jnp.ndarray]
+EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
+
+
+def make_train_step(train_logits: TrainLogitsFn,
+                    tx: optax.GradientTransformation, *, multilabel: bool,
+                    seed: int):
+  """(state, batch) -> (state, scalar metrics)."""
+
+  def train_step(state: TrainState, batch: dict):
+    key = jax.random.fold_in(jax.random.key(seed), state.step)
+
+    def loss_fn(params):
+      logits = train_logits(params, batch, key)
+      return metrics.loss(logits, batch["label"], multilabel), logits
+
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    valid = jnp.ones(logits.shape[:1], jnp.bool_)
+    counts = metrics.batch_counts(logits, batch["label"], valid, multilabel)
+    out = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    if not multilabel:
+      out["accuracy"] = counts["correct"] / counts["count"]
+    new_state = TrainState(step=state.step + 1, params=params,
+                           opt_state=opt_state)
+    return new_state, out
+
+  return train_step
+
+
+def make_eval_step(eval_logits: EvalLogitsFn, *, multilabel: bool,
+                   mask_seed: int):
+  """(params, batch, scenario arrays) -> metric counts for that scenario.
+
+  The scenario is a traced argument, so one compilation serves them all.
+  """
+
+  def eval_step(params, batch: dict, scenario_arrays: dict):
+    present = scenarios.present_mask(scenario_arrays, batch["index"],
+                                     mask_seed)
+    present = present & batch["present"]
+    logits = eval_logits(params, batch, present)
+    return metrics.batch_counts(logits, batch["label"], batch["valid"],
+                                multilabel)
+
+  return eval_step

@@ -1,0 +1,135 @@
+"""One training run of one method: sharded init, resume, loop, checkpoints.
+
+Used for every stage: each uni-modal pre-training and each multi-modal method
+is a call to ``train`` with its own directory. Restarted, a run resumes from
+the latest checkpoint in that directory (model, optimizer and input iterator
+state), and draws the same masks it would have drawn uninterrupted.
+"""
+import logging
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+
+from ume_jax import checkpointing, optim, sharding, steps
+from ume_jax.methods import Method
+from ume_jax.metric_writer import MetricWriter, Progress
+from ume_jax.train_state import TrainState
+
+
+class TrainingError(RuntimeError):
+  """Training diverged or cannot start."""
+
+
+def _boxed_params_fn(method: Method):
+  def boxed_params(key):
+    return method.model.init(key, *method.example_inputs(1))["params"]
+  return boxed_params
+
+
+def abstract_params(method: Method, mesh) -> Any:
+  """Parameter ShapeDtypeStructs carrying their mesh shardings (no memory)."""
+  boxed = jax.eval_shape(_boxed_params_fn(method), jax.random.key(0))
+  return checkpointing.abstract_like(nn.meta.unbox(boxed),
+                                     sharding.param_shardings(boxed, mesh))
+
+
+def plan_state(method: Method, tx: optax.GradientTransformation, mesh
+               ) -> tuple[Callable, Any]:
+  """Shardings of the train state, and a jitted init creating it sharded.
+
+  Shapes come from ``jax.eval_shape`` (nothing allocated); parameters are
+  then created directly on their devices by a jitted init whose output
+  shardings are these, never materialised whole on one device.
+  """
+  boxed_params = _boxed_params_fn(method)
+  params_abstract = abstract_params(method, mesh)
+  param_sh = jax.tree.map(lambda x: x.sharding, params_abstract)
+  opt_shape = jax.eval_shape(tx.init, params_abstract)
+  replicated = sharding.replicated(mesh)
+  opt_sh = sharding.like_params_shardings(opt_shape, param_sh,
+                                          params_abstract, mesh)
+  state_sh = TrainState(step=replicated, params=param_sh, opt_state=opt_sh)
+  sharding.log_sharding_summary(method.name, params_abstract, param_sh)
+
+  def init(key):
+    params = nn.meta.unbox(boxed_params(key))
+    return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
+                      opt_state=tx.init(params))
+
+  return jax.jit(init, out_shardings=state_sh), state_sh
+
+
+def total_steps(stage_cfg, train_size: int) -> int:
+  if stage_cfg.get("num_steps"):
+    return int(stage_cfg.num_steps)
+  steps_per_epoch = train_size // stage_cfg.batch_size
+  if steps_per_epoch == 0:
+    raise TrainingError(
+        f"batch_size {stage_cfg.batch_size} is larger than the training split"
+        f" ({train_size} examples).")
+  return int(math.ceil(stage_cfg.num_epochs * steps_per_epoch))
+
+
+def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
+          seed: int, init_params: Callable[[Any], Any] | None = None,
+          checkpoint_cfg=None, log_every_steps: int = 50) -> Any:
+  """Trains ``method`` into ``directory``; returns its final parameters.
+
+  ``init_params(params)`` may replace freshly initialised parameters (e.g.
+  with uni-modal checkpoints); it runs only when no checkpoint exists here.
+  """
+  num_steps = total_steps(stage_cfg, dataset.spec.split_sizes["train"])
+  tx = optim.make_optimizer(stage_cfg.optim, num_steps)
+  init_fn, state_sh = plan_state(method, tx, mesh)
+  ckpt_cfg = checkpoint_cfg or {}
+  ckpt = checkpointing.Checkpointer(
+      directory, method.fingerprint,
+      max_to_keep=int(ckpt_cfg.get("max_to_keep", 2)),
+      asynchronous=bool(ckpt_cfg.get("asynchronous", True)))
+  batch_sh = sharding.batch_sharding(mesh)
+  data_iter = dataset.train_iterator(stage_cfg.batch_size, batch_sh, seed=seed)
+
+  state = init_fn(jax.random.key(seed))
+  latest = ckpt.latest_step()
+  if latest is not None:
+    abstract = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+        state, state_sh)
+    state, iter_state = ckpt.restore(latest, abstract)
+    data_iter.set_state(iter_state)
+    logging.info("%s: resumed from step %d in %s", method.name, latest,
+                 directory)
+  elif init_params is not None:
+    state = state.replace(params=init_params(state.params))
+
+  step_fn = jax.jit(
+      steps.make_train_step(method.train_logits, tx,
+                            multilabel=dataset.spec.multilabel, seed=seed),
+      in_shardings=(state_sh, batch_sh),
+      out_shardings=(state_sh, sharding.replicated(mesh)),
+      donate_argnums=(0,))
+  every = int(ckpt_cfg.get("every_steps", 0)) or num_steps
+  writer = MetricWriter(directory)
+  start = int(jax.device_get(state.step))
+  progress = Progress(method.name, num_steps, start)
+  try:
+    for step in range(start + 1, num_steps + 1):
+      state, scalars = step_fn(state, next(data_iter))
+      if step % log_every_steps == 0 or step == num_steps:
+        scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
+        if not np.isfinite(scalars["loss"]):
+          raise TrainingError(
+              f"{method.name}: loss is {scalars['loss']} at step {step}; lower"
+              " the learning rate or set optim.grad_clip_norm.")
+        scalars["steps_per_s"] = progress.report(step, scalars)
+        writer.write(step, scalars)
+      if step % every == 0 or step == num_steps:
+        ckpt.save(step, state, data_iter.get_state())
+  finally:
+    ckpt.close()
+    writer.close()
+  return state.params
