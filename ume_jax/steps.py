@@ -34,7 +34,7 @@ def make_train_step(train_logits: TrainLogitsFn,
     params = optax.apply_updates(state.params, updates)
     valid = jnp.ones(logits.shape[:1], jnp.bool_)
     counts = metrics.batch_counts(logits, batch["label"], valid, multilabel)
-    out = {"loss": loss, "grad_norm": optax.global_norm(grads)}
+    out = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
     if not multilabel:
       out["accuracy"] = counts["correct"] / counts["count"]
     new_state = TrainState(step=state.step + 1, params=params,

@@ -1,0 +1,208 @@
+"""The shared input pipeline: seeded training iterator and padded evaluation.
+
+A dataset provides random-access sources per split (e.g. tfds ArrayRecord data
+sources) and grain transforms; `Dataset` turns them into batches following the
+batch convention (see `transforms.py`), plus `valid`/`index` for evaluation.
+
+Global vs process-local output: batches are global `jax.Array`s built with
+`jax.make_array_from_process_local_data` when a sharding is given and
+process_index/process_count are the real ones (the defaults). When they are
+overridden to simulate other processes (tests), or `sharding` is None, the
+process-local numpy batches are returned instead.
+"""
+
+import json
+import os
+from typing import Iterator, Mapping
+
+import grain
+import jax
+import numpy as np
+
+from ume_jax.data import global_batch
+from ume_jax.data.spec import DatasetSpec
+
+
+def _processes(process_index, process_count, sharding):
+  real = (jax.process_index(), jax.process_count())
+  p = real[0] if process_index is None else int(process_index)
+  n = real[1] if process_count is None else int(process_count)
+  if not 0 <= p < n:
+    raise ValueError(f"process_index={p} not in [0, process_count={n}).")
+  return p, n, sharding is not None and (p, n) == real
+
+
+class TrainIterator:
+  """Infinite iterator of training batches with JSON-serialisable state.
+
+  Wraps a grain DataLoaderIterator; `set_state(get_state())` (on this or a
+  fresh iterator built with the same arguments and worker_count) makes the
+  next batch identical. The state counts records, so it survives a change of
+  batch size, but not of seed, split, process layout or worker_count (grain
+  raises ValueError).
+  """
+
+  def __init__(self, loader: grain.DataLoader, finish, info: dict):
+    self._loader = loader
+    self._it = iter(loader)
+    self._finish = finish
+    self._info = info
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict:
+    return self._finish(next(self._it))
+
+  def close(self) -> None:
+    """Stops grain worker processes now (otherwise on garbage collection)."""
+    it = self._it
+    close = getattr(it, "close", None) or getattr(
+        getattr(it, "_iterator", None), "close", None)
+    if close is not None:
+      close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+  def get_state(self) -> dict:
+    return {"grain": json.loads(self._it.get_state().decode()), **self._info}
+
+  def set_state(self, state: dict) -> None:
+    self._it.set_state(json.dumps(state["grain"]).encode())
+
+
+class _EvalExample:
+  """Local position -> preprocessed example (or padding) with valid/index."""
+
+  def __init__(self, source, preprocess, n, global_bs, local_bs, p, pad):
+    self._source, self._preprocess, self._n = source, preprocess, n
+    self._g, self._l, self._p, self._pad = global_bs, local_bs, p, pad
+
+  def __call__(self, pos: int) -> dict:
+    idx = (pos // self._l) * self._g + self._p * self._l + pos % self._l
+    if idx < self._n:
+      ex = self._preprocess.map(self._source[idx])
+      return {**ex, "valid": np.True_, "index": np.int32(idx)}
+    return {**self._pad, "valid": np.False_, "index": np.int32(-1)}
+
+
+class Dataset:
+  """A dataset in the registry: spec + batched train/eval pipelines."""
+
+  def __init__(self, spec: DatasetSpec, sources: Mapping[str, object],
+               preprocess: grain.transforms.Map,
+               augment: grain.transforms.RandomMap | None = None, *,
+               worker_count: int = 0, worker_buffer_size: int = 1,
+               read_threads: int | None = None):
+    self.spec = spec
+    self._sources = dict(sources)
+    self._preprocess = preprocess
+    self._augment = augment
+    self._worker_count = int(worker_count)
+    self._worker_buffer_size = int(worker_buffer_size)
+    self._read_threads_override = read_threads
+    self._means = None
+
+  def _read_threads(self) -> int:
+    """Reader threads per process doing the work (grain's default of 16 is
+    slower than 2 on a 2-CPU machine: the decoding holds the GIL)."""
+    if self._read_threads_override:
+      return self._read_threads_override
+    cpus = os.cpu_count() or 1
+    return max(1, min(16, cpus // max(self._worker_count, 1)))
+
+  def _source(self, split):
+    if split not in self._sources:
+      raise ValueError(f"Unknown split {split!r} of {self.spec.name}; known: "
+                       f"{sorted(self._sources)}.")
+    return self._sources[split]
+
+  def train_iterator(self, global_batch_size: int,
+                     sharding: jax.sharding.NamedSharding | None, *, seed: int,
+                     split: str = "train", process_index=None,
+                     process_count=None) -> TrainIterator:
+    """Seeded, shuffled, infinitely repeated batches, drop_remainder.
+
+    Each process reads a disjoint contiguous shard of floor(N / P) examples
+    (grain ShardOptions, drop_remainder) reshuffled every epoch; its batches
+    have global_batch_size / P examples.
+    """
+    p, n, make_global = _processes(process_index, process_count, sharding)
+    global_batch.check_batch_size(global_batch_size, n, sharding)
+    source = self._source(split)
+    sampler = grain.samplers.IndexSampler(
+        num_records=len(source),
+        shard_options=grain.sharding.ShardOptions(p, n, drop_remainder=True),
+        shuffle=True, num_epochs=None, seed=int(seed))
+    ops = [self._augment] if self._augment is not None else []
+    ops += [self._preprocess,
+            grain.transforms.Batch(global_batch_size // n, drop_remainder=True)]
+    loader = grain.DataLoader(
+        data_source=source, sampler=sampler, operations=ops,
+        worker_count=self._worker_count,
+        worker_buffer_size=self._worker_buffer_size,
+        read_options=grain.ReadOptions(num_threads=self._read_threads()))
+    if make_global:
+      finish = lambda b: global_batch.to_global(b, sharding, n)
+    else:
+      finish = lambda b: b
+    info = {"dataset": self.spec.name, "split": split, "seed": int(seed),
+            "global_batch_size": global_batch_size, "process_index": p,
+            "process_count": n, "worker_count": self._worker_count}
+    return TrainIterator(loader, finish, info)
+
+  def eval_batches(self, split: str, global_batch_size: int, sharding, *,
+                   process_index=None, process_count=None) -> Iterator[dict]:
+    """Each example of `split` exactly once, in order, padded.
+
+    Global batch b covers indices [b*G, (b+1)*G); process p takes the
+    contiguous slice [b*G + p*G/P, b*G + (p+1)*G/P). Indices >= N are padding:
+    `valid` False, `index` -1, inputs zero, label 0, `present` True.
+    """
+    p, n, make_global = _processes(process_index, process_count, sharding)
+    global_batch.check_batch_size(global_batch_size, n, sharding)
+    source = self._source(split)
+    num = len(source)
+    local = global_batch_size // n
+    num_batches = -(-num // global_batch_size)
+    pad = self._padding()
+    ds = grain.MapDataset.range(num_batches * local).map(
+        _EvalExample(source, self._preprocess, num, global_batch_size, local,
+                     p, pad))
+    ds = ds.batch(local, drop_remainder=True).to_iter_dataset(
+        grain.ReadOptions(num_threads=self._read_threads(),
+                          prefetch_buffer_size=256))
+    for batch in ds:
+      yield global_batch.to_global(batch, sharding, n) if make_global else batch
+
+  def _padding(self) -> dict:
+    spec = self.spec
+    pad = {m: np.zeros(spec.input_shapes[m], np.float32)
+           for m in spec.modalities}
+    pad["label"] = (np.zeros(spec.num_classes, np.float32) if spec.multilabel
+                    else np.int32(0))
+    pad["present"] = np.ones(len(spec.modalities), bool)
+    return pad
+
+  def modality_means(self) -> dict[str, np.ndarray]:
+    """Mean preprocessed (un-augmented) input per modality over train.
+
+    Only examples where the modality is present count. Computed once, cached.
+    """
+    if self._means is None:
+      mods = self.spec.modalities
+      sums = {m: np.zeros(self.spec.input_shapes[m], np.float64) for m in mods}
+      counts = np.zeros(len(mods), np.int64)
+      for b in self.eval_batches("train", 256, None, process_index=0,
+                                 process_count=1):
+        w = b["present"] & b["valid"][:, None]
+        counts += w.sum(0)
+        for i, m in enumerate(mods):
+          sums[m] += np.tensordot(w[:, i].astype(np.float64), b[m], axes=1)
+      self._means = {m: (sums[m] / max(int(counts[i]), 1)).astype(np.float32)
+                     for i, m in enumerate(mods)}
+    return {m: v.copy() for m, v in self._means.items()}

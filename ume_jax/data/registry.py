@@ -1,0 +1,37 @@
+"""Dataset registry: `get_dataset(data_config)` dispatches on the name.
+
+To add a dataset, write one module with a `load(data_config) -> Dataset`
+factory and add it to `_FACTORIES` (or call `register`).
+"""
+
+from typing import Callable
+
+from ume_jax.data import avdigits
+from ume_jax.data.pipeline import Dataset
+
+_FACTORIES: dict[str, Callable[..., Dataset]] = {
+    "avdigits": avdigits.load,
+}
+
+
+def register(name: str, factory: Callable[..., Dataset]) -> None:
+  _FACTORIES[name] = factory
+
+
+def known_datasets() -> list[str]:
+  return sorted(_FACTORIES)
+
+
+def get_dataset(data_config) -> Dataset:
+  """Builds the dataset named `data_config.name` (an ml_collections.ConfigDict).
+
+  Keys (read with .get): name, data_dir (None -> ~/.cache/ume_jax/
+  tensorflow_datasets), worker_count (0), worker_buffer_size (1), augment
+  (False), asset_path (None -> packaged asset), read_threads (None -> CPUs /
+  max(worker_count, 1), at most 16).
+  """
+  name = data_config.get("name")
+  if name not in _FACTORIES:
+    raise ValueError(f"Unknown dataset {name!r} (data.name); known datasets: "
+                     f"{', '.join(known_datasets())}.")
+  return _FACTORIES[name](data_config)
