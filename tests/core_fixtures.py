@@ -12,7 +12,7 @@ SPEC = DatasetSpec(
 
 def tiny_config():
   c = default_config.get_config()
-  small = {"channels": (4, 8), "strides": (2, 2), "feature_dim": 16}
+  small = {"channels": (8, 16), "strides": (2, 2), "feature_dim": 32}
   for m in ("image", "audio"):
     c.model.encoders[m].kwargs = dict(small)
   c.pretrain.num_epochs = 1

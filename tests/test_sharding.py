@@ -23,7 +23,7 @@ def _run_steps(mesh, num_steps=3):
   method = methods.fusion(config, fx.SPEC, "mma", None)
   tx = optim.make_optimizer(config.finetune.optim, 10)
   init_fn, state_sh = trainer.plan_state(method, tx, mesh)
-  state = init_fn(jax.random.key(0))
+  state = init_fn(trainer.init_key(0))
   batch_sh = sharding.batch_sharding(mesh)
   step = jax.jit(steps.make_train_step(method.train_logits, tx,
                                        multilabel=False, seed=0),
@@ -58,6 +58,6 @@ def test_params_split_over_fsdp_axis():
   summary = sharding.sharding_summary(
       abstract, jax.tree.map(lambda x: x.sharding, abstract))
   assert summary["sharded_bytes"] > summary["replicated_bytes"] > 0
-  # A head of 4 classes x 16 features: 'embed' (16) divides by 4 -> split.
+  # A head of 32 features x 4 classes: 'embed' (32) divides by 4 -> split.
   head = abstract["image_head"]["kernel"].sharding.spec
   assert head[0] == "fsdp" and (len(head) < 2 or head[1] is None)

@@ -8,7 +8,6 @@ stage or ``all``. Layout of a workdir::
   results.json, results.md, robustness.png
 """
 import functools
-import logging
 import os
 
 from ume_jax import (config_checks, evaluation, methods, pretrained, reporting,
@@ -16,6 +15,7 @@ from ume_jax import (config_checks, evaluation, methods, pretrained, reporting,
                      sharding, trainer)
 from ume_jax import data as data_lib
 from ume_jax import metrics
+from ume_jax.metric_writer import announce
 
 
 def _stage_seed(config, offset: int) -> int:
@@ -90,7 +90,7 @@ def run(config, workdir: str) -> dict | None:
   dataset = data_lib.get_dataset(config.data)
   config_checks.check_against_dataset(config, dataset.spec)
   mesh = sharding.build_mesh(config.mesh)
-  logging.info("mesh %s on %d devices", dict(mesh.shape), mesh.size)
+  announce(f"mesh {dict(mesh.shape)} on {mesh.size} devices")
   means = (dataset.modality_means() if config.model.substitute == "mean"
            else None)
   unimodal = {m: methods.unimodal(config, dataset.spec, m, means)

@@ -18,6 +18,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
+  # Orbax and tfds log every file operation at INFO; keep our own output
+  # readable unless the user asks for more with --verbosity.
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   import jax  # after flag parsing, so XLA flags set by launchers apply
@@ -26,8 +30,12 @@ def main(argv):
   logging.info("process %d/%d, %d local / %d global devices",
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
-  from ume_jax import experiment
-  experiment.run(_CONFIG.value, _WORKDIR.value)
+  from ume_jax import errors, experiment
+  try:
+    experiment.run(_CONFIG.value, _WORKDIR.value)
+  except errors.USER_ERRORS as e:
+    # A bad config, data dir or checkpoint: one paragraph, no traceback.
+    raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -62,6 +62,12 @@ class Progress:
     return rate
 
 
+def announce(message: str):
+  """A line for the person watching the run (process 0 only)."""
+  if jax.process_index() == 0:
+    print(message, file=sys.stdout, flush=True)
+
+
 def _hms(seconds: float) -> str:
   if seconds == float("inf"):
     return "?"

@@ -5,7 +5,6 @@ Models name their parameter axes logically (``embed``, ``conv_out``...);
 The batch is split over every device (data and fsdp axes together, as FSDP
 does); parameters are split over ``fsdp``.
 """
-import logging
 import math
 from typing import Any, Mapping
 
@@ -122,10 +121,9 @@ def sharding_summary(abstract_params: Any, shardings: Any) -> dict[str, int]:
   return summary
 
 
-def log_sharding_summary(name: str, abstract_params: Any, shardings: Any):
+def describe_sharding(name: str, abstract_params: Any, shardings: Any) -> str:
   s = sharding_summary(abstract_params, shardings)
   total = max(1, s["sharded_bytes"] + s["replicated_bytes"])
-  logging.info("%s parameters: %.2f MB sharded (%.0f%%), %.2f MB replicated",
-               name, s["sharded_bytes"] / 1e6, 100 * s["sharded_bytes"] / total,
-               s["replicated_bytes"] / 1e6)
-  return s
+  return (f"{name} parameters: {s['sharded_bytes'] / 1e6:.2f} MB sharded"
+          f" ({100 * s['sharded_bytes'] / total:.0f}%),"
+          f" {s['replicated_bytes'] / 1e6:.2f} MB replicated")

@@ -5,7 +5,7 @@ place that maps them onto the device mesh.
 """
 import flax.linen as nn
 
-_he = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
+_he = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 _lecun = nn.initializers.lecun_normal()
 
 

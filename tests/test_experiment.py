@@ -1,0 +1,184 @@
+"""End to end: every stage on a small learnable asset, through the real
+tfds/grain pipeline, on an 8-device (data=4, fsdp=2) mesh."""
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from tests import core_fixtures as fx
+from tests.synthetic_asset import make_learnable_asset
+from ume_jax import (checkpointing, config_checks, evaluation, experiment,
+                     methods, pretrained, scenarios, sharding, trainer)
+from ume_jax import data as data_lib
+
+METHODS = ["unimodal:image", "unimodal:audio", "ume", "late_fusion",
+           "late_fusion_pretrained", "mma", "ume_mma"]
+
+
+def _config(tmp, workdir_asset):
+  c = fx.tiny_config()
+  c.data.asset_path = workdir_asset
+  c.data.data_dir = str(tmp / "tfds")
+  c.mesh.data, c.mesh.fsdp = 4, 2
+  for stage in (c.pretrain, c.scratch, c.finetune):
+    stage.num_epochs, stage.num_steps, stage.batch_size = 0, 20, 32
+    stage.optim.warmup_steps = 2
+    stage.optim.learning_rate = 1e-2
+  c.checkpoint.every_steps = 10
+  c.log_every_steps = 10
+  c.eval.batch_size = 48  # does not divide the 80/120 examples of the splits
+  c.eval.missing_rates = (0.5, 1.0)
+  return c
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("e2e")
+  asset = make_learnable_asset(tmp / "asset.npz")
+  config = _config(tmp, asset)
+  workdir = str(tmp / "workdir")
+  results = experiment.run(config, workdir)
+  return config, workdir, results
+
+
+def test_results_json_is_complete_and_consistent(run):
+  config, workdir, results = run
+  with open(os.path.join(workdir, "results.json")) as f:
+    on_disk = json.load(f)
+  assert on_disk == json.loads(json.dumps(results))
+  assert on_disk["dataset"] == "avdigits"
+  assert on_disk["metrics"] == ["accuracy"]
+  names = [s.name for s in scenarios.build_scenarios(("image", "audio"),
+                                                     (0.5, 1.0))]
+  assert sorted(on_disk["methods"]) == sorted(METHODS)
+  for method, row in on_disk["methods"].items():
+    assert list(row) == names, method
+    for s in names:
+      assert 0.0 <= row[s]["accuracy"] <= 1.0
+  chosen = on_disk["ume_mma_choice"]["chosen"]
+  assert chosen in ("ume", "mma")
+  assert on_disk["methods"]["ume_mma"] == on_disk["methods"][chosen]
+  val_means = on_disk["ume_mma_choice"]["validation"]["mean"]
+  assert val_means[chosen] >= max(val_means.values())
+  m = on_disk["methods"]
+  assert on_disk["ceiling"] == {
+      "missing:image": m["unimodal:audio"]["full"]["accuracy"],
+      "missing:audio": m["unimodal:image"]["full"]["accuracy"]}
+  # missing_rate:<m>:1 masks every example, i.e. equals missing:<m>.
+  for method in METHODS:
+    assert m[method]["missing_rate:audio:1"] == m[method]["missing:audio"]
+  for f in ("results.md", "robustness.png", "pretrain/image/metrics.jsonl"):
+    assert os.path.getsize(os.path.join(workdir, f)) > 0
+  assert any(n.startswith("events.out.tfevents")
+             for n in os.listdir(os.path.join(workdir, "mma")))
+
+
+def test_training_learns_and_ume_drops_absent_modality(run):
+  _, _, results = run
+  m = results["methods"]
+  assert m["unimodal:image"]["full"]["accuracy"] > 0.6  # chance is 0.1
+  # UME with audio missing is exactly the image model.
+  assert m["ume"]["missing:audio"] == m["unimodal:image"]["full"]
+
+
+def _eval_on(mesh, config, workdir, method_name):
+  dataset = data_lib.get_dataset(config.data)
+  method = methods.fusion(config, dataset.spec, method_name, None)
+  params = pretrained.load_params(os.path.join(workdir, method_name), method,
+                                  trainer.abstract_params(method, mesh))
+  return evaluation.evaluate(
+      {method_name: (method.eval_logits, params)}, dataset=dataset,
+      split="test", batch_size=40, mesh=mesh, mask_seed=config.eval.mask_seed,
+      scenarios=scenarios.build_scenarios(dataset.spec.modalities, (0.5,)))
+
+
+def test_checkpoint_from_8_devices_evaluates_identically_on_1(run):
+  config, workdir, results = run
+  one = sharding.build_mesh({"data": 1, "fsdp": 1}, jax.devices()[:1])
+  on_one = _eval_on(one, config, workdir, "mma")["mma"]
+  for s, v in on_one.items():
+    assert v == results["methods"]["mma"][s], s
+
+
+def test_resume_reproduces_uninterrupted_run(run, tmp_path):
+  config, workdir, _ = run
+  wd = str(tmp_path / "wd")
+  shutil.copytree(os.path.join(workdir, "pretrain"),
+                  os.path.join(wd, "pretrain"))
+  shutil.copytree(os.path.join(workdir, "mma"), os.path.join(wd, "mma"))
+  shutil.rmtree(os.path.join(wd, "mma", "20"))  # "crashed" after step 10
+  config = config.copy_and_resolve_references()
+  config.stage, config.methods = "finetune", ("mma",)
+  experiment.run(config, wd)
+  mesh = sharding.build_mesh(config.mesh)
+  spec = data_lib.get_dataset(config.data).spec
+  method = methods.fusion(config, spec, "mma", None)
+  abstract = trainer.abstract_params(method, mesh)
+  original = pretrained.load_params(os.path.join(workdir, "mma"), method,
+                                    abstract)
+  resumed = pretrained.load_params(os.path.join(wd, "mma"), method, abstract)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+      np.asarray(a), np.asarray(b)), original, resumed)
+
+
+def test_finetuning_starts_from_unimodal_weights(run):
+  config, workdir, _ = run
+  mesh = sharding.build_mesh(config.mesh)
+  spec = data_lib.get_dataset(config.data).spec
+  uni = {m: methods.unimodal(config, spec, m, None) for m in spec.modalities}
+  method = methods.fusion(config, spec, "mma", None)
+  fresh = trainer.plan_state(method, trainer.optim.make_optimizer(
+      config.finetune.optim, 10), mesh)[0](trainer.init_key(7)).params
+  loaded = pretrained.load_into_fusion(fresh, pretrain_root=workdir,
+                                       unimodal_methods=uni, load_heads=True)
+  for m in spec.modalities:
+    want = pretrained.load_params(pretrained.unimodal_dir(workdir, m), uni[m],
+                                  trainer.abstract_params(uni[m], mesh))
+    for part in ("encoder", "head"):
+      got = loaded[f"{m}_{part}"]
+      jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+          np.asarray(a), np.asarray(b)), got, want[part])
+      assert not np.array_equal(  # and fresh init really was different
+          np.asarray(jax.tree.leaves(fresh[f"{m}_{part}"])[0]),
+          np.asarray(jax.tree.leaves(want[part])[0]))
+
+
+def test_eval_refuses_checkpoint_of_another_model(run, tmp_path):
+  config, workdir, _ = run
+  config = config.copy_and_resolve_references()
+  config.stage = "eval"
+  config.eval.checkpoint_dir = workdir
+  config.model.encoders.image.kwargs.feature_dim = 64
+  with pytest.raises(checkpointing.CheckpointError,
+                     match="belongs to another model") as e:
+    experiment.run(config, str(tmp_path / "other"))
+  assert os.path.join(workdir, "pretrain", "image") in str(e.value)
+
+
+def test_eval_without_checkpoints_names_the_directory(run, tmp_path):
+  config, _, _ = run
+  config = config.copy_and_resolve_references()
+  config.stage = "eval"
+  with pytest.raises(checkpointing.CheckpointError, match="train that stage"
+                     ) as e:
+    experiment.run(config, str(tmp_path / "empty"))
+  assert str(tmp_path / "empty" / "pretrain" / "image") in str(e.value)
+
+
+def test_config_errors_name_the_key(run):
+  config, _, _ = run
+  bad = config.copy_and_resolve_references()
+  bad.pretrain.num_epoch = 3
+  with pytest.raises(config_checks.ConfigError, match="pretrain.num_epoch"):
+    config_checks.check_config(bad)
+  bad = config.copy_and_resolve_references()
+  bad.model.encoders.audio.name = "image_cnn"
+  spec = data_lib.DatasetSpec("flat", ("image", "audio"),
+                              {"image": (28, 28, 1), "audio": (300,)}, 10,
+                              False, {"train": 1})
+  with pytest.raises(config_checks.ConfigError,
+                     match=r"model.encoders.audio.*shape \(300,\)"):
+    config_checks.check_against_dataset(bad, spec)

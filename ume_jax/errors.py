@@ -1,0 +1,8 @@
+"""The errors a user can cause and fix: each module raises its own, main
+prints them as one paragraph instead of a traceback."""
+from ume_jax.checkpointing import CheckpointError
+from ume_jax.config_checks import ConfigError
+from ume_jax.data import DataError
+from ume_jax.trainer import TrainingError
+
+USER_ERRORS = (CheckpointError, ConfigError, DataError, TrainingError)
