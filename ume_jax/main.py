@@ -12,8 +12,15 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training configuration file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and"
                                " results are written.")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call"
-                                 " jax.distributed.initialize() first.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() first. On TPU"
+    " pods, SLURM and similar clusters it finds its peers by itself;"
+    " elsewhere give the three flags below.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "host:port of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
+                                      "Number of processes in the job.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's rank.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -26,7 +33,11 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   import jax  # after flag parsing, so XLA flags set by launchers apply
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    if jax.config.jax_platforms in ("cpu",) or _COORDINATOR.value:
+      # CPU processes need a collectives backend for cross-process arrays.
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
+                               _PROCESS_ID.value)
   logging.info("process %d/%d, %d local / %d global devices",
                jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())

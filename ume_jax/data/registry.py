@@ -6,7 +6,11 @@ factory and add it to `_FACTORIES` (or call `register`).
 
 from typing import Callable
 
+import jax
+from jax.experimental import multihost_utils
+
 from ume_jax.data import avdigits
+from ume_jax.data.errors import DataError
 from ume_jax.data.pipeline import Dataset
 
 _FACTORIES: dict[str, Callable[..., Dataset]] = {
@@ -32,6 +36,12 @@ def get_dataset(data_config) -> Dataset:
   """
   name = data_config.get("name")
   if name not in _FACTORIES:
-    raise ValueError(f"Unknown dataset {name!r} (data.name); known datasets: "
-                     f"{', '.join(known_datasets())}.")
-  return _FACTORIES[name](data_config)
+    raise DataError(f"Unknown dataset {name!r} (data.name); known datasets: "
+                    f"{', '.join(known_datasets())}.")
+  if jax.process_count() == 1:
+    return _FACTORIES[name](data_config)
+  # Preparing writes files: process 0 prepares, the others wait, then find it
+  # prepared (shared filesystem) or prepare their own host's copy.
+  dataset = _FACTORIES[name](data_config) if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(f"ume_jax:prepared:{name}")
+  return dataset or _FACTORIES[name](data_config)

@@ -6,6 +6,7 @@ strided conv learns its own pooling at a lower cost.
 """
 from typing import Sequence
 
+import einops
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -32,7 +33,7 @@ class ConvEncoder(nn.Module):
     x = x.astype(self.dtype)
     for i, (ch, stride) in enumerate(zip(self.channels, self.strides)):
       x = nn.relu(layers.conv(ch, self.kernel_size, stride, name=f"conv{i}")(x))
-    x = x.reshape(x.shape[0], -1)
+    x = einops.rearrange(x, "b h w c -> b (h w c)")
     x = nn.relu(layers.dense(self.feature_dim, ("flat", "embed"),
                              name="proj")(x))
     return x.astype(jnp.float32)

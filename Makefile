@@ -1,0 +1,30 @@
+# Quick start: `make run` (train + evaluate the default job), `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKDIR ?= workdirs/default
+CONFIG ?= configs/default.py
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench data clean
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m ume_jax.main --config=$(CONFIG) --workdir=$(WORKDIR)
+
+# Two workers; a test module stays on one worker so module fixtures run once.
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/input_pipeline.py
+	$(PY) benchmarks/train_step.py
+
+clean:
+	rm -rf $(VENV) workdirs

@@ -1,0 +1,35 @@
+"""ume_jax: robust multi-modal training in JAX (UME-MMA).
+
+Ranges are the versions tested: jax 0.10.2 on Python 3.11 (CPU, CI) and jax
+0.11.x on Python 3.12 (GPU hosts).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="ume_jax",
+    version="0.1.0",
+    description="Uni-modal ensembles and missing-modality augmentation in JAX",
+    python_requires=">=3.11",
+    packages=find_packages(include=["ume_jax", "ume_jax.*"]),
+    package_data={"ume_jax.data": ["assets/*.npz"]},
+    install_requires=[
+        "jax>=0.10.2,<0.12",
+        "flax>=0.12.8,<0.13",
+        "optax>=0.2.8,<0.3",
+        "orbax-checkpoint>=0.12.8,<0.13",
+        "grain>=0.2.18,<0.3",
+        "tensorflow-datasets>=4.9.10,<4.10",
+        "array-record>=0.8.6,<0.9",
+        "ml-collections>=1.1.0,<1.2",
+        "einops>=0.8.2,<0.9",
+        "absl-py>=2.1,<3",
+        "numpy>=2.0,<3",
+        "tensorboardX>=2.6.5,<2.7",
+        "matplotlib>=3.9,<4",
+    ],
+    extras_require={
+        "test": ["pytest>=9.0,<10", "pytest-xdist>=3.8,<4"],
+        # Reference implementations for benchmarks only; the local CPU wheel.
+        "bench": ["torch==2.13.0"],
+    },
+)
