@@ -32,7 +32,8 @@ def get_dataset(data_config) -> Dataset:
   Keys (read with .get): name, data_dir (None -> ~/.cache/ume_jax/
   tensorflow_datasets), worker_count (0), worker_buffer_size (1), augment
   (False), asset_path (None -> packaged asset), read_threads (None -> CPUs /
-  max(worker_count, 1), at most 16).
+  max(worker_count, 1), at most 16), cache_in_memory (dataset's default; read
+  each split into memory once).
   """
   name = data_config.get("name")
   if name not in _FACTORIES:

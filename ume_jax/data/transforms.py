@@ -15,6 +15,9 @@ import numpy as np
 class Standardize(grain.transforms.Map):
   """uint8 modalities -> float32 `(x / 255 - mean) / std`; adds `present`.
 
+  Works on one example or on a batch of them (vectorised: the training
+  pipeline batches first, then standardises, one numpy op per modality).
+
   Attributes:
     stats: modality -> (mean, std) of x/255 (the canonical modality order is
       the order of this dict).
@@ -29,13 +32,12 @@ class Standardize(grain.transforms.Map):
     for m, (mean, std) in self.stats.items():
       x = np.asarray(element[m], np.float32) * np.float32(1 / 255)
       out[m] = (x - np.float32(mean)) * np.float32(1 / std)
-    if self.multilabel:
-      out["label"] = np.asarray(element["label"], np.float32)
-    else:
-      out["label"] = np.int32(element["label"])
+    label = np.asarray(element["label"])
+    out["label"] = label.astype(np.float32 if self.multilabel else np.int32)
+    batch_shape = label.shape[:-1] if self.multilabel else label.shape
     present = element.get("present")
-    out["present"] = (np.ones(len(self.stats), bool) if present is None
-                      else np.asarray(present, bool))
+    out["present"] = (np.ones(batch_shape + (len(self.stats),), bool)
+                      if present is None else np.asarray(present, bool))
     return out
 
 

@@ -20,7 +20,7 @@ class ConvEncoder(nn.Module):
   input_ndim = 3  # (H, W, C) per example; a ClassVar, not a field
 
   channels: Sequence[int] = (16, 32, 64)
-  strides: Sequence[int] = (1, 2, 2)
+  strides: Sequence[int] = (2, 2, 2)
   kernel_size: int = 3
   feature_dim: int = 128
   dtype: str = "float32"
@@ -41,16 +41,14 @@ class ConvEncoder(nn.Module):
 
 @register_encoder("image_cnn")
 class ImageCNN(ConvEncoder):
-  """LeNet-sized CNN for 28x28 digits (AV-MNIST's image modality)."""
+  """LeNet-sized CNN for 28x28 digits (AV-MNIST's image modality).
+
+  Stride 2 from the first layer: a stride-1 first layer made the step 3x
+  slower on CPU (89 vs ~28 ms at batch 128) for no accuracy we need.
+  """
 
 
 @register_encoder("audio_cnn")
 class AudioCNN(ConvEncoder):
-  """CNN over a (time, mel, 1) log-mel spectrogram.
-
-  Wider first stride than the image encoder: spectrogram frames are larger
-  and noisier, and the extra down-sampling keeps the step cheap.
-  """
-
-  channels: Sequence[int] = (16, 32, 64)
-  strides: Sequence[int] = (2, 2, 2)
+  """CNN over a (time, mel, 1) log-mel spectrogram (the same stack; its own
+  name so configs and checkpoints say which modality it was built for)."""
