@@ -60,7 +60,7 @@ def get_config(arg=None):
   c.methods = ("late_fusion", "late_fusion_pretrained", "mma")
 
   c.eval = ml_collections.ConfigDict(dict(
-      batch_size=500, missing_rates=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
+      batch_size=512, missing_rates=(0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
       mask_seed=20231010, checkpoint_dir="", primary_metric=""))
   c.checkpoint = ml_collections.ConfigDict(dict(
       max_to_keep=2, every_steps=200, asynchronous=True))
