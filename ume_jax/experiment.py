@@ -57,7 +57,7 @@ def _evaluators(config, root, dataset, mesh, unimodal, means):
     out[method.name] = (method.eval_logits, params)
   out["ume"] = (methods.ume_logits(unimodal, dataset.spec),
                 {m: out[f"unimodal:{m}"][1] for m in unimodal})
-  for name in methods.FUSION_METHODS:
+  for name in config.methods:
     method = methods.fusion(config, dataset.spec, name, means)
     params = pretrained.load_params(os.path.join(root, name), method,
                                     trainer.abstract_params(method, mesh))

@@ -18,6 +18,9 @@ Table = Mapping[str, Mapping[str, Mapping[str, float]]]
 def choose_ume_mma(validation: Table, metric: str,
                    scenario_names: Sequence[str]) -> dict:
   missing = [s for s in scenario_names if s != "full"]
+  if "mma" not in validation:
+    return {"chosen": "ume", "validation": {}, "reason": "mma was not trained"
+            " (config.methods), so ume_mma is ume"}
   averages = {m: float(np.mean([validation[m][s][metric] for s in missing]))
               for m in ("ume", "mma")}
   # Ties go to UME: it needs no further training.

@@ -131,6 +131,7 @@ def prepare(data_dir, asset_path=None) -> Avdigits:
     _check_writable(data_dir)
     asset_lib.load_asset(asset_path, VERSION)  # Fail early, before tfds runs.
     try:
+      tfds.disable_progress_bar()  # a one-second job; keep logs readable
       builder.download_and_prepare(
           download_dir=os.fspath(data_dir / "downloads"))
     except DataError:
