@@ -103,7 +103,10 @@ def restore_params(directory: str, fingerprint: dict, abstract_params: Any
         " config.eval.checkpoint_dir / config.finetune.pretrained_dir at the"
         " workdir that holds it.")
   manager = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True),
+      # create=False rather than read_only=True: the same effect here, without
+      # Orbax's three warnings per directory about what read_only implies.
+      directory, options=ocp.CheckpointManagerOptions(
+          create=False, enable_async_checkpointing=False),
       item_names=("state", "data_iter", "model"))
   try:
     step = manager.latest_step()

@@ -1,0 +1,255 @@
+"""PyTorch twin of the ``mma`` late-fusion train step (benchmark only).
+
+Same model as ``ume_jax.models``: per modality a ConvEncoder (3x3 'SAME'
+convs + ReLU with the JAX encoder's channels and strides - default (16, 32, 64)
+and stride 2 throughout since commit dfc4aba, image (1, 2, 2) before - then
+flatten, Dense(128) + ReLU) and a linear head; fusion sums the heads' logits (``sum_logits``, ``missing_logits="keep"``). Same per-sample
+missing-modality augmentation as ``ume_jax.masking.train_present`` (Bernoulli
+drop with prob p per modality, rescue one native modality when all would be
+dropped) and zero substitution; softmax cross-entropy; AdamW (weight decay
+1e-4 on every parameter, like ``optax.adamw``), global-norm clipping at 1.0,
+warm-up + cosine schedule with the encoders at 0.1x the heads' learning rate
+(``config.finetune.optim``'s ``lr_multipliers``).
+
+PyTorch is an optional benchmark extra, never a runtime dependency of ume_jax:
+
+    .venv/bin/pip install torch==2.13.0
+
+Padding: XLA's 'SAME' for a 3x3 stride-2 conv on an even size pads (0, 1)
+(bottom/right only). ``exact_padding=True`` reproduces that with an explicit
+``F.pad`` (used to check the two models compute the same function);
+``exact_padding=False`` (the benchmark default) uses torch's usual symmetric
+``padding=1``, which gives the same output shapes and the same FLOPs without
+an extra copy per layer, i.e. torch's best practice.
+
+Layout: NCHW tensors in ``channels_last`` memory format (oneDNN's preferred
+layout on CPU) unless ``channels_last=False``. Flattening goes through
+``permute(0, 2, 3, 1)``, i.e. (h, w, c) order like the JAX model's NHWC
+reshape, and is a free view in channels_last memory.
+"""
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CHANNELS = (16, 32, 64)
+STRIDES = (2, 2, 2)
+
+
+def _same_out(size: int, stride: int) -> int:
+  return -(-size // stride)
+
+
+class ConvEncoder(nn.Module):
+  """3x3 'SAME' conv stack -> flatten (h, w, c) -> Linear + ReLU."""
+
+  def __init__(self, in_hw: tuple[int, int], in_ch: int,
+               strides: Sequence[int] = STRIDES,
+               channels: Sequence[int] = CHANNELS, kernel_size: int = 3,
+               feature_dim: int = 128, exact_padding: bool = False):
+    if kernel_size != 3:
+      raise NotImplementedError("only 3x3 convs are mirrored")
+    super().__init__()
+    self.exact_padding = exact_padding
+    self.convs = nn.ModuleList()
+    self.pads = []
+    h, w = in_hw
+    c = in_ch
+    for ch, s in zip(channels, strides):
+      # XLA SAME: total = max((out - 1) * s + k - in, 0), low = total // 2.
+      out_h, out_w = _same_out(h, s), _same_out(w, s)
+      th = max((out_h - 1) * s + 3 - h, 0)
+      tw = max((out_w - 1) * s + 3 - w, 0)
+      explicit = (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+      if not exact_padding or explicit == (1, 1, 1, 1):
+        pad, explicit = 1, None  # torch's symmetric padding (same shapes).
+      else:
+        pad = 0
+      self.convs.append(nn.Conv2d(c, ch, 3, stride=s, padding=pad))
+      self.pads.append(explicit)
+      h, w, c = _same_out(h, s), _same_out(w, s), ch
+    self.out_hw = (h, w)
+    self.proj = nn.Linear(h * w * c, feature_dim)
+    for conv in self.convs:  # He-normal fan-in like ume_jax.models.layers.
+      nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+      nn.init.zeros_(conv.bias)
+    nn.init.kaiming_normal_(self.proj.weight, nonlinearity="relu")
+    nn.init.zeros_(self.proj.bias)
+
+  def forward(self, x):
+    for conv, pad in zip(self.convs, self.pads):
+      if pad is not None:
+        x = F.pad(x, pad)
+      x = F.relu(conv(x))
+    x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+    return F.relu(self.proj(x))
+
+
+class LateFusion(nn.Module):
+  """Per-modality encoder + linear head, logits summed."""
+
+  def __init__(self, input_shapes: dict, num_classes: int = 10,
+               exact_padding: bool = False, encoders: dict | None = None):
+    """``encoders``: {modality: ConvEncoder kwargs (strides, channels,
+    kernel_size, feature_dim)}; defaults as ume_jax's ConvEncoder."""
+    super().__init__()
+    self.modalities = tuple(input_shapes)
+    encoders = encoders or {}
+    self.encoders = nn.ModuleDict()
+    self.heads = nn.ModuleDict()
+    for m, (h, w, c) in input_shapes.items():
+      kwargs = dict(encoders.get(m, {}))
+      self.encoders[m] = ConvEncoder((h, w), c, exact_padding=exact_padding,
+                                     **kwargs)
+      self.heads[m] = nn.Linear(kwargs.get("feature_dim", 128), num_classes)
+      # lecun_normal's scale, as the JAX heads; init is not timed.
+      std = 1.0 / math.sqrt(kwargs.get("feature_dim", 128))
+      nn.init.normal_(self.heads[m].weight, std=std)
+      nn.init.zeros_(self.heads[m].bias)
+
+  def forward(self, inputs: dict):
+    logits = 0.0
+    for m in self.modalities:
+      logits = logits + self.heads[m](self.encoders[m](inputs[m]))
+    return logits
+
+
+def train_present(data_present: torch.Tensor, drop_probs: Sequence[float],
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+  """Torch version of ``ume_jax.masking.train_present`` (same semantics)."""
+  p = torch.tensor(drop_probs, dtype=torch.float32)
+  u = torch.rand(data_present.shape, generator=generator)
+  present = (u >= p) & data_present
+  scores = torch.rand(data_present.shape, generator=generator)
+  scores = torch.where(data_present, scores, torch.full_like(scores, -1.0))
+  rescued = F.one_hot(scores.argmax(1), data_present.shape[1]).bool()
+  nothing_left = ~present.any(1, keepdim=True)
+  return torch.where(nothing_left, rescued & data_present, present)
+
+
+def substitute_zeros(inputs: dict, present: torch.Tensor,
+                     modalities: Sequence[str]) -> dict:
+  out = dict(inputs)
+  for i, m in enumerate(modalities):
+    x = inputs[m]
+    keep = present[:, i].reshape((-1,) + (1,) * (x.dim() - 1))
+    out[m] = torch.where(keep, x, torch.zeros((), dtype=x.dtype))
+  return out
+
+
+def warmup_cosine(warmup: int, total: int):
+  """LambdaLR factor matching ``optax.warmup_cosine_decay_schedule(0, peak,
+  warmup, total, end_value=0)`` at optimizer count ``step``."""
+
+  def factor(step: int) -> float:
+    if warmup > 0 and step < warmup:
+      return step / warmup
+    t = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+  return factor
+
+
+class TorchTrainer:
+  """model + AdamW + clipping + schedule; ``step(batch)`` is one train step.
+
+  ``batch`` holds NCHW inputs per modality, ``present`` (B, M) bool and
+  ``label`` (B,) int64. Metrics stay tensors (no host sync per step), like the
+  JAX step whose metrics are not fetched either.
+  """
+
+  def __init__(self, input_shapes: dict, num_classes: int = 10, *,
+               learning_rate: float = 1e-3, encoder_lr_mult: float = 0.1,
+               weight_decay: float = 1e-4, clip: float = 1.0,
+               warmup_steps: int = 20, total_steps: int = 100_000,
+               drop_probs: Sequence[float] = (0.5, 0.5),
+               channels_last: bool = True, exact_padding: bool = False,
+               optimizer_impl: str = "fused", compile_mode: str | None = None,
+               encoders: dict | None = None, seed: int = 0):
+    torch.manual_seed(seed)
+    self.model = LateFusion(input_shapes, num_classes,
+                            exact_padding=exact_padding, encoders=encoders)
+    self.channels_last = channels_last
+    if channels_last:
+      self.model = self.model.to(memory_format=torch.channels_last)
+    self.modalities = self.model.modalities
+    self.drop_probs = tuple(drop_probs)
+    self.clip = clip
+    self.generator = torch.Generator().manual_seed(seed)
+    enc = [p for n, p in self.model.named_parameters() if n.startswith("enc")]
+    rest = [p for n, p in self.model.named_parameters()
+            if not n.startswith("enc")]
+    kwargs = {}
+    if optimizer_impl == "fused":
+      kwargs["fused"] = True
+    elif optimizer_impl == "foreach":
+      kwargs["foreach"] = True
+    elif optimizer_impl == "loop":
+      kwargs["foreach"] = False
+    self.opt = torch.optim.AdamW(
+        [{"params": enc, "lr": learning_rate * encoder_lr_mult},
+         {"params": rest, "lr": learning_rate}],
+        lr=learning_rate, betas=(0.9, 0.999), eps=1e-8,
+        weight_decay=weight_decay, **kwargs)
+    self.sched = torch.optim.lr_scheduler.LambdaLR(
+        self.opt, warmup_cosine(warmup_steps, total_steps))
+    self.params = list(self.model.parameters())
+    self._loss_fn = self._forward_loss
+    if compile_mode:
+      self._loss_fn = torch.compile(self._forward_loss, mode=compile_mode,
+                                    dynamic=False)
+
+  def _forward_loss(self, inputs, present, label):
+    inputs = substitute_zeros(inputs, present, self.modalities)
+    logits = self.model(inputs)
+    return F.cross_entropy(logits, label), logits
+
+  def prepare(self, batch: dict) -> dict:
+    out = dict(batch)
+    for m in self.modalities:
+      x = batch[m]
+      if self.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+      out[m] = x
+    return out
+
+  def step(self, batch: dict):
+    present = train_present(batch["present"], self.drop_probs, self.generator)
+    inputs = {m: batch[m] for m in self.modalities}
+    self.opt.zero_grad(set_to_none=True)
+    loss, logits = self._loss_fn(inputs, present, batch["label"])
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip,
+                                               foreach=True)
+    self.opt.step()
+    self.sched.step()
+    accuracy = (logits.detach().argmax(-1) == batch["label"]).float().mean()
+    return {"loss": loss.detach(), "grad_norm": grad_norm,
+            "accuracy": accuracy}, logits
+
+
+def load_from_jax(model: LateFusion, params) -> None:
+  """Copies ume_jax LateFusionClassifier params ({m}_encoder/conv{i}, proj,
+  {m}_head) into ``model`` (HWIO -> OIHW; Dense (in, out) -> (out, in)).
+  The flatten orders already agree ((h, w, c) on both sides)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  def t(x, transpose=None):
+    x = np.array(x, np.float32)  # a writable copy
+    return torch.from_numpy(np.ascontiguousarray(
+        x.transpose(transpose) if transpose else x))
+
+  with torch.no_grad():
+    for m in model.modalities:
+      enc = params[f"{m}_encoder"]
+      for i, conv in enumerate(model.encoders[m].convs):
+        conv.weight.copy_(t(enc[f"conv{i}"]["kernel"], (3, 2, 0, 1)))
+        conv.bias.copy_(t(enc[f"conv{i}"]["bias"]))
+      proj = model.encoders[m].proj
+      proj.weight.copy_(t(enc["proj"]["kernel"], (1, 0)))
+      proj.bias.copy_(t(enc["proj"]["bias"]))
+      head = params[f"{m}_head"]
+      model.heads[m].weight.copy_(t(head["kernel"], (1, 0)))
+      model.heads[m].bias.copy_(t(head["bias"]))
