@@ -49,5 +49,19 @@ def main(argv):
     raise SystemExit(f"error: {e}") from None
 
 
+def _parse_flags(argv):
+  """absl's parser, with a bad ``--config.x=y`` override as one line of error
+  instead of ml_collections' traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    raise SystemExit(f"error: {e}") from None
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections wraps a KeyError's repr: unescape it for reading.
+    detail = str(e).replace("\\n", " ").replace("\\'", "").replace("'", "")
+    raise SystemExit(f"error: bad --config override in {argv[1:]}: unknown"
+                     f" or invalid key {detail}") from None
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -1,0 +1,32 @@
+"""The command line: user mistakes end in one paragraph, not a traceback."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _main(tmp_path, *overrides):
+  env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+  return subprocess.run(
+      [sys.executable, "-m", "ume_jax.main", "--config=configs/default.py",
+       f"--workdir={tmp_path / 'wd'}",
+       f"--config.data.data_dir={tmp_path / 'tfds'}", *overrides],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_unknown_override_key(tmp_path):
+  r = _main(tmp_path, "--config.pretrain.num_epoch=3")
+  assert r.returncode != 0
+  assert "num_epoch" in r.stderr and 'Did you mean "num_epochs"' in r.stderr
+  assert "Traceback" not in r.stderr
+
+
+def test_unknown_encoder_and_missing_checkpoints(tmp_path):
+  r = _main(tmp_path, "--config.model.encoders.audio.name=resnet")
+  assert r.returncode != 0 and "Traceback" not in r.stderr
+  assert "model.encoders.audio.name = 'resnet' is not a registered" in r.stderr
+  r = _main(tmp_path, "--config.stage=eval")
+  assert r.returncode != 0 and "Traceback" not in r.stderr
+  assert f"No checkpoint directory {tmp_path / 'wd' / 'pretrain' / 'image'}" \
+      in r.stderr
