@@ -36,7 +36,8 @@ class Method:
 
 
 def _zeros(spec: DatasetSpec, m: str, batch: int) -> np.ndarray:
-  return np.zeros((batch,) + tuple(spec.input_shapes[m]), np.float32)
+  return np.zeros((batch,) + tuple(spec.input_shapes[m]),
+                  spec.input_dtypes.get(m, "float32"))
 
 
 def _encoder(config, m: str) -> tuple[str, dict]:

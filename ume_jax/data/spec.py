@@ -17,6 +17,9 @@ class DatasetSpec:
     multilabel: if True `label` is float32 (B, num_classes) multi-hot,
       otherwise int32 (B,).
     split_sizes: number of examples per split.
+    input_dtypes: per-modality dtype where not float32, e.g. {"text":
+      "int32"} for token ids (padding id 0, so the "zeros" substitute of an
+      absent text is an all-padding sequence).
   """
 
   name: str
@@ -25,3 +28,4 @@ class DatasetSpec:
   num_classes: int
   multilabel: bool
   split_sizes: dict[str, int]
+  input_dtypes: dict[str, str] = dataclasses.field(default_factory=dict)
