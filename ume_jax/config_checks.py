@@ -97,6 +97,12 @@ def check_against_dataset(config, spec):
           f"Encoder {enc.name!r} (config.model.encoders.{m}) takes inputs of"
           f" {want} dims per example, but dataset {spec.name!r} gives"
           f" {m} examples of shape {shape}; choose an encoder for that shape.")
+  ints = [m for m, d in spec.input_dtypes.items() if "int" in str(d)]
+  if config.model.substitute == "mean" and ints:
+    raise ConfigError(
+        f"config.model.substitute = 'mean' cannot stand in for {ints} of"
+        f" dataset {spec.name!r}: they are token ids, which have no mean;"
+        " use 'zeros' (all padding) or 'learned'.")
   if len(spec.modalities) < 2:
     raise ConfigError(f"Dataset {spec.name!r} has {len(spec.modalities)}"
                       " modality; late fusion needs at least two.")
