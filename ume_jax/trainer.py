@@ -100,17 +100,18 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   batch_sh = sharding.batch_sharding(mesh)
   data_iter = dataset.train_iterator(stage_cfg.batch_size, batch_sh, seed=seed)
 
-  state = init_fn(init_key(seed))
   latest = ckpt.latest_step()
   if latest is not None:
-    abstract = jax.tree.map(
-        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-        state, state_sh)
+    abstract = checkpointing.abstract_like(
+        jax.eval_shape(init_fn, init_key(seed)), state_sh)
     state, iter_state = ckpt.restore(latest, abstract)
     data_iter.set_state(iter_state)
-    announce(f"{method.name}: resumed from step {latest} in {directory}")
-  elif init_params is not None:
-    state = state.replace(params=init_params(state.params))
+    announce(f"{method.name}: resumed from step {latest} of {num_steps} in"
+             f" {directory}")
+  else:
+    state = init_fn(init_key(seed))
+    if init_params is not None:
+      state = state.replace(params=init_params(state.params))
 
   step_fn = jax.jit(
       steps.make_train_step(method.train_logits, tx,
@@ -138,4 +139,5 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   finally:
     ckpt.close()
     writer.close()
+    data_iter.close()
   return state.params
