@@ -171,6 +171,11 @@ def test_eval_without_checkpoints_names_the_directory(run, tmp_path):
 def test_config_errors_name_the_key(run):
   config, _, _ = run
   bad = config.copy_and_resolve_references()
+  bad.finetune.batch_size = 12
+  with pytest.raises(config_checks.ConfigError,
+                     match=r"finetune.batch_size = 12 .* multiple of 8"):
+    config_checks.check_against_mesh(bad, sharding.build_mesh(bad.mesh))
+  bad = config.copy_and_resolve_references()
   bad.pretrain.num_epoch = 3
   with pytest.raises(config_checks.ConfigError, match="pretrain.num_epoch"):
     config_checks.check_config(bad)

@@ -106,3 +106,15 @@ def check_against_dataset(config, spec):
   if len(spec.modalities) < 2:
     raise ConfigError(f"Dataset {spec.name!r} has {len(spec.modalities)}"
                       " modality; late fusion needs at least two.")
+
+
+def check_against_mesh(config, mesh):
+  """Batch sizes must split evenly over the devices the batch is split on."""
+  shards = mesh.size  # the batch spans every mesh axis (ume_jax/sharding.py)
+  for key in ("pretrain", "scratch", "finetune", "eval"):
+    size = int(config[key].batch_size)
+    if size <= 0 or size % shards:
+      raise ConfigError(
+          f"config.{key}.batch_size = {size} does not split over the {shards}"
+          f" devices of the mesh {dict(mesh.shape)}; use a positive multiple"
+          f" of {shards}.")

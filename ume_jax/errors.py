@@ -3,6 +3,8 @@ prints them as one paragraph instead of a traceback."""
 from ume_jax.checkpointing import CheckpointError
 from ume_jax.config_checks import ConfigError
 from ume_jax.data import DataError
+from ume_jax.sharding import MeshError
 from ume_jax.trainer import TrainingError
 
-USER_ERRORS = (CheckpointError, ConfigError, DataError, TrainingError)
+USER_ERRORS = (CheckpointError, ConfigError, DataError, MeshError,
+               TrainingError)

@@ -90,6 +90,7 @@ def run(config, workdir: str) -> dict | None:
   dataset = data_lib.get_dataset(config.data)
   config_checks.check_against_dataset(config, dataset.spec)
   mesh = sharding.build_mesh(config.mesh)
+  config_checks.check_against_mesh(config, mesh)
   announce(f"mesh {dict(mesh.shape)} on {mesh.size} devices")
   means = (dataset.modality_means() if config.model.substitute == "mean"
            else None)

@@ -28,6 +28,10 @@ LOGICAL_RULES = (
 )
 
 
+class MeshError(ValueError):
+  """config.mesh does not fit the devices at hand."""
+
+
 def build_mesh(mesh_config: Mapping[str, int], devices=None) -> Mesh:
   """Mesh with axes ``(data, fsdp)`` sized from config; -1 fills the rest."""
   devices = list(devices if devices is not None else jax.devices())
@@ -35,15 +39,15 @@ def build_mesh(mesh_config: Mapping[str, int], devices=None) -> Mesh:
   fill = [i for i, s in enumerate(sizes) if s == -1]
   fixed = math.prod(s for s in sizes if s != -1)
   if len(fill) > 1 or any(s == 0 or s < -1 for s in sizes):
-    raise ValueError(f"config.mesh {dict(zip(MESH_AXES, sizes))}: sizes must be"
+    raise MeshError(f"config.mesh {dict(zip(MESH_AXES, sizes))}: sizes must be"
                      " positive, with at most one -1 (fill).")
   if fill:
     if len(devices) % fixed:
-      raise ValueError(f"config.mesh {dict(zip(MESH_AXES, sizes))} cannot fill"
+      raise MeshError(f"config.mesh {dict(zip(MESH_AXES, sizes))} cannot fill"
                        f" {len(devices)} devices: {fixed} does not divide it.")
     sizes[fill[0]] = len(devices) // fixed
   if math.prod(sizes) != len(devices):
-    raise ValueError(f"config.mesh {dict(zip(MESH_AXES, sizes))} needs"
+    raise MeshError(f"config.mesh {dict(zip(MESH_AXES, sizes))} needs"
                      f" {math.prod(sizes)} devices, {len(devices)} available.")
   # Auto axes: shardings propagate through jit as in pjit; we place arrays
   # explicitly with in/out shardings instead of sharding-in-types.
