@@ -10,11 +10,13 @@ import jax
 from jax.experimental import multihost_utils
 
 from ume_jax.data import avdigits
+from ume_jax.data import avmnist
 from ume_jax.data.errors import DataError
 from ume_jax.data.pipeline import Dataset
 
 _FACTORIES: dict[str, Callable[..., Dataset]] = {
     "avdigits": avdigits.load,
+    "avmnist": avmnist.load,
 }
 
 
