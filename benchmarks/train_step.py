@@ -231,71 +231,42 @@ def _variant_nchw(runner):
   return _trainer_step(runner, train_logits=train_logits)
 
 
-def _im2col_conv(x, k, strides, padding, lhs_dilation=None, rhs_dilation=None,
-                dimension_numbers=None, feature_group_count=1, precision=None):
-  """lax.conv_general_dilated for NHWC/HWIO, groups 1, no dilation, as
-  shifted strided slices -> one (B*Ho*Wo, kh*kw*Cin) x (kh*kw*Cin, Cout) dot."""
+def _variant_xla_conv(runner):
+  """ume_jax with XLA's own convolution (encoder ``conv_impl="xla"``) in place
+  of the default im2col (``ume_jax.models.layers.im2col_conv``): the
+  comparison that made im2col the default."""
+  from ume_jax import methods  # pylint: disable=g-import-not-at-top
+  runner.config = runner.config.copy_and_resolve_references()
+  for m in MODALITIES:
+    enc = runner.config.model.encoders[m]
+    enc.kwargs = {**dict(enc.get("kwargs", {}) or {}), "conv_impl": "xla"}
+  runner.method = methods.fusion(runner.config, runner.spec, "mma", None)
+  return _trainer_step(runner)
+
+
+def _variant_chunk32(runner):
+  """Prototype: masks drawn on the whole batch (same as ume_jax), then the
+  model applied to 32-example chunks (unrolled; same logits, same grads) -
+  XLA:CPU's conv throughput per example falls as the batch grows."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from jax import lax  # pylint: disable=g-import-not-at-top
-  ones = (1,) * (x.ndim - 2)
-  if (tuple(lhs_dilation or ones) != ones or tuple(rhs_dilation or ones) != ones
-      or feature_group_count != 1 or x.ndim != 4):
-    return lax.conv_general_dilated(x, k, strides, padding, lhs_dilation,
-                                    rhs_dilation, dimension_numbers,
-                                    feature_group_count, precision=precision)
-  kh, kw, cin, cout = k.shape
-  sh, sw = strides
-  if isinstance(padding, str):
-    padding = lax.padtype_to_pads(x.shape[1:3], (kh, kw), strides, padding)
-  xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-  ho = (xp.shape[1] - kh) // sh + 1
-  wo = (xp.shape[2] - kw) // sw + 1
-  cols = [lax.slice(xp, (0, i, j, 0),
-                    (xp.shape[0], i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, cin),
-                    (1, sh, sw, 1))
-          for i in range(kh) for j in range(kw)]
-  p = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
-  y = jnp.dot(p.reshape(-1, kh * kw * cin), k.reshape(kh * kw * cin, cout),
-              precision=precision)
-  return y.reshape(x.shape[0], ho, wo, cout)
-
-
-def _variant_im2col(runner):
-  """Prototype: the same model and parameters, with every conv computed as
-  im2col (shifted strided slices) + one dot - i.e. ``layers.conv`` passing
-  ``conv_general_dilated=_im2col_conv`` to ``nn.Conv``. Patched in while the
-  step is traced only; ume_jax's files are untouched."""
-  import contextlib  # pylint: disable=g-import-not-at-top
-  import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  from ume_jax.models import layers  # pylint: disable=g-import-not-at-top
-  original = layers.conv
-
-  def conv(features, kernel, stride, name=None):  # layers.conv + the arg
-    axes = ("conv_height", "conv_width", "conv_in", "conv_out")
-    return nn.Conv(
-        features, (kernel, kernel), strides=(stride, stride), padding="SAME",
-        kernel_init=nn.with_logical_partitioning(layers._he, axes),  # pylint: disable=protected-access
-        bias_init=nn.with_logical_partitioning(nn.initializers.zeros,
-                                               ("conv_out",)),
-        name=name, conv_general_dilated=_im2col_conv)
-
-  @contextlib.contextmanager
-  def patched():
-    layers.conv = conv
-    try:
-      yield
-    finally:
-      layers.conv = original
+  from ume_jax import masking  # pylint: disable=g-import-not-at-top
+  method = runner.method
 
   def train_logits(params, batch, key):
-    with patched():
-      return runner.method.train_logits(params, batch, key)
+    present = masking.train_present(key, batch["present"], [0.5, 0.5])
+    inputs = masking.substitute_inputs(batch, present, MODALITIES, "zeros")
+    b = present.shape[0]
+    chunks = [method.model.apply(
+        {"params": params}, {m: inputs[m][i:i + 32] for m in MODALITIES},
+        present[i:i + 32]) for i in range(0, b, 32)]
+    return jnp.concatenate(chunks, 0)
 
   return _trainer_step(runner, train_logits=train_logits)
 
 
 _VARIANTS = {
-    "im2col": _variant_im2col,
+    "chunk32": _variant_chunk32,
+    "xla_conv": _variant_xla_conv,
     "trainer": _variant_trainer,
     "no_mma": _variant_no_mma,
     "no_substitute": _variant_no_substitute,
@@ -478,8 +449,8 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--torch_compile", default="off",
                       choices=("off", "default", "max-autotune-no-cudagraphs"),
-                      help="torch.compile the forward+loss (eager is faster"
-                      " here, see the report)")
+                      help="torch.compile the forward+loss (UNTESTED: not"
+                      " tried yet on this machine; the table uses eager)")
   parser.add_argument("--torch_optimizer", default="fused",
                       choices=("fused", "foreach", "loop"))
   parser.add_argument("--torch_threads", default="2,1",

@@ -24,6 +24,7 @@ class ConvEncoder(nn.Module):
   kernel_size: int = 3
   feature_dim: int = 128
   dtype: str = "float32"
+  conv_impl: str = "im2col"  # or "xla"; see layers.im2col_conv
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -32,7 +33,8 @@ class ConvEncoder(nn.Module):
                        f" got shape {x.shape}")
     x = x.astype(self.dtype)
     for i, (ch, stride) in enumerate(zip(self.channels, self.strides)):
-      x = nn.relu(layers.conv(ch, self.kernel_size, stride, name=f"conv{i}")(x))
+      x = nn.relu(layers.conv(ch, self.kernel_size, stride, name=f"conv{i}",
+                              impl=self.conv_impl)(x))
     x = einops.rearrange(x, "b h w c -> b (h w c)")
     x = nn.relu(layers.dense(self.feature_dim, ("flat", "embed"),
                              name="proj")(x))
