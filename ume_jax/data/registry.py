@@ -9,14 +9,18 @@ from typing import Callable
 import jax
 from jax.experimental import multihost_utils
 
+from ume_jax.data import ave
 from ume_jax.data import avdigits
 from ume_jax.data import avmnist
+from ume_jax.data import kinetics_sounds
 from ume_jax.data.errors import DataError
 from ume_jax.data.pipeline import Dataset
 
 _FACTORIES: dict[str, Callable[..., Dataset]] = {
     "avdigits": avdigits.load,
     "avmnist": avmnist.load,
+    "ave": ave.load,
+    "kinetics_sounds": kinetics_sounds.load,
 }
 
 

@@ -1,0 +1,154 @@
+"""AVE from extracted clips (ume_jax/data/ave.py, video_clips.py), on a
+miniature fixture in exactly the on-disk form scripts/extract_av_clips.py
+writes, and one tiny end-to-end run of the whole method."""
+import json
+import os
+import pathlib
+
+import ml_collections
+import numpy as np
+from PIL import Image
+import pytest
+from scipy.io import wavfile
+
+from ume_jax import experiment
+from ume_jax.data import audio_features, ave, registry, video_clips
+from ume_jax.data.errors import DataError
+
+OPTIONS = dict(num_frames=2, image_size=16, n_mels=16, audio_frames=24)
+CATEGORIES = ["Bark", "Church bell", "Violin", "Banjo"]
+
+
+def write_clip(root: pathlib.Path, clip_id: str, label: int, n_frames=3):
+  """Frames whose colour and a wav whose pitch depend on the label."""
+  d = root / "frames" / clip_id
+  d.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(abs(hash(clip_id)) % 2**32)
+  for i in range(n_frames):
+    px = np.full((20, 24, 3), 40 * label + 20, np.uint8)
+    px = np.clip(px + rng.integers(0, 20, px.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(px).save(d / f"{i:02d}.jpg")
+  t = np.arange(4000) / 16000
+  wave = 0.5 * np.sin(2 * np.pi * 300 * (label + 1) * t)
+  (root / "audio").mkdir(exist_ok=True)
+  wavfile.write(root / "audio" / f"{clip_id}.wav", 16000,
+                (wave * 32767).astype(np.int16))
+
+
+def write_ave(root: pathlib.Path, sizes=(24, 8, 8)) -> dict:
+  """~40 clips; one video holds two events (two clips of one video id)."""
+  header = "Category&VideoID&Quality&StartTime&EndTime\n"
+  lines, ids = {}, {}
+  k = 0
+  for split, n in zip(("trainSet", "valSet", "testSet"), sizes):
+    rows = []
+    for i in range(n):
+      label = k % len(CATEGORIES)
+      vid = f"vid{k // 2:08d}_x"  # 11 chars like YouTube ids; pairs share it
+      start = 0 if k % 2 == 0 else 5
+      rows.append(f"{CATEGORIES[label]}&{vid}&good&{start}&{start + 5}")
+      write_clip(root, f"{vid}_{start}_{start + 5}", label)
+      ids.setdefault(split, []).append(f"{vid}_{start}_{start + 5}")
+      k += 1
+    lines[split] = rows
+    (root / f"{split}.txt").write_text("\n".join(rows) + "\n")
+  all_rows = sum(lines.values(), [])
+  (root / "Annotations.txt").write_text(header + "\n".join(all_rows) + "\n")
+  return ids
+
+
+def _data_config(manual_dir, data_dir, **kw):
+  return ml_collections.ConfigDict(dict(
+      name="ave", manual_dir=str(manual_dir), data_dir=str(data_dir),
+      worker_count=0, **OPTIONS) | kw)
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("ave_clips")
+  write_ave(root)
+  return root
+
+
+def test_round_trip(fixture_dir, tmp_path):
+  dataset = registry.get_dataset(_data_config(fixture_dir, tmp_path))
+  spec = dataset.spec
+  assert spec.modalities == ("audio", "visual")
+  assert spec.input_shapes == {"audio": (24, 16, 1), "visual": (2, 16, 16, 3)}
+  assert spec.num_classes == 28
+  assert spec.split_sizes == {"train": 24, "validation": 8, "test": 8}
+  builder = ave.prepare(tmp_path, fixture_dir,
+                        video_clips.ClipOptions(**OPTIONS))
+  assert builder.info.metadata["classes"] == sorted(CATEGORIES)
+  rec = builder.as_data_source("train")[1]
+  # Record order = list order; label = index in the sorted categories.
+  assert rec["label"] == sorted(CATEGORIES).index(CATEGORIES[1])
+  assert rec["visual"].dtype == np.uint8 and rec["visual"].shape == (2, 16, 16, 3)
+  assert abs(int(rec["visual"].mean()) - 70) < 12  # colour 40*1+20 (+noise)
+  expected = audio_features.wav_to_uint8_fbank(
+      fixture_dir / "audio" / "vid00000000_x_5_10.wav",
+      video_clips.ClipOptions(**OPTIONS).fbank)
+  np.testing.assert_array_equal(rec["audio"][..., 0], expected)
+
+
+def test_missing_clips_skipped_then_refused(tmp_path):
+  root = tmp_path / "clips"
+  ids = write_ave(root)
+  (root / "audio" / f"{ids['trainSet'][0]}.wav").unlink()
+  builder = ave.prepare(tmp_path / "a", root, video_clips.ClipOptions(
+      **OPTIONS, max_missing_fraction=0.05))
+  assert builder.info.splits["train"].num_examples == 23
+  assert builder.info.metadata["missing_clips"] == [ids["trainSet"][0]]
+  for clip in ids["testSet"][:3]:
+    for f in (root / "frames" / clip).iterdir():
+      f.unlink()
+  with pytest.raises(DataError, match=r"4 of 40 listed clips lack") as e:
+    ave.prepare(tmp_path / "b", root, video_clips.ClipOptions(**OPTIONS))
+  assert "frames/{VideoID}_{Start}_{End}/NN.jpg" in str(e.value)
+  assert not (tmp_path / "b" / "ave").exists() or not any(
+      (tmp_path / "b" / "ave").rglob("dataset_info.json"))
+
+
+def test_layout_errors(tmp_path):
+  with pytest.raises(DataError, match="set data.manual_dir"):
+    ave.prepare(tmp_path / "d", None)
+  root = tmp_path / "clips"
+  root.mkdir()
+  (root / "Annotations.txt").write_text("")
+  with pytest.raises(DataError, match=r"lacks \['trainSet.txt'.*'frames/'"):
+    ave.prepare(tmp_path / "d", root)
+  write_ave(root)
+  (root / "valSet.txt").write_text("Bark&abc&good&zero&10\n")
+  with pytest.raises(DataError, match="valSet.txt' line 1"):
+    ave.prepare(tmp_path / "d", root, video_clips.ClipOptions(**OPTIONS))
+
+
+def test_small_config_end_to_end(fixture_dir, tmp_path):
+  from configs import ave as ave_config  # pylint: disable=g-import-not-at-top
+  c = ave_config.get_config("small")
+  c.data.update(dict(manual_dir=str(fixture_dir), data_dir=str(tmp_path / "tfds"),
+                     **OPTIONS))
+  # Tiny encoders keep compile time down: a one-stage ResNet for the frames
+  # (still the real per-frame + temporal-mean path), a 2-conv CNN for audio.
+  c.model.encoders.visual.kwargs = dict(widths=(4,), blocks=(1,),
+                                        feature_dim=8)
+  c.model.encoders.audio = dict(name="audio_cnn", kwargs=dict(
+      channels=(4,), strides=(4,), feature_dim=8))
+  c.eval.missing_rates = (1.0,)
+  for stage in (c.pretrain, c.scratch, c.finetune):
+    stage.num_steps, stage.batch_size = 5, 8
+    stage.optim.warmup_steps = 1
+  c.eval.batch_size = 16
+  c.checkpoint.every_steps = 5
+  workdir = tmp_path / "work"
+  experiment.run(c, str(workdir))
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  assert results["dataset"] == "ave"
+  methods = {"unimodal:audio", "unimodal:visual", "ume", "late_fusion",
+             "late_fusion_pretrained", "mma", "ume_mma"}
+  assert set(results["methods"]) == methods
+  scenarios = set(results["methods"]["ume"])
+  assert {"full", "missing:audio", "missing:visual"} <= scenarios
+  for row in results["methods"].values():
+    assert set(row) == scenarios

@@ -1,0 +1,96 @@
+"""Kinetics-Sounds from extracted clips (ume_jax/data/kinetics_sounds.py) on a
+miniature fixture in OGM-GE's list format, plus a tiny end-to-end run."""
+import json
+import os
+import pathlib
+
+import ml_collections
+import numpy as np
+import pytest
+
+from ume_jax import experiment
+from ume_jax.data import kinetics_sounds as ks
+from ume_jax.data import registry, video_clips
+from ume_jax.data.errors import DataError
+from tests.data.test_ave import OPTIONS, write_clip
+
+
+def write_ks(root: pathlib.Path, n_train=32, n_test=8, labels=(0, 7, 30)):
+  """OGM-GE lines `<ytid>_<start>,10,<class>`; some ids contain `_` / `-`."""
+  for name, n, off in (("my_train.txt", n_train, 0), ("my_test.txt", n_test,
+                                                      n_train)):
+    rows = []
+    for i in range(off, off + n):
+      clip_id = f"-a_{i:08d}_{i * 3}"  # 11-char id, then the start second
+      label = labels[i % len(labels)]
+      write_clip(root, clip_id, labels.index(label))
+      rows.append(f"{clip_id},10,{label}")
+    (root / name).write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp("ks_clips")
+  write_ks(root)
+  return root
+
+
+def test_round_trip_and_validation_carve(fixture_dir, tmp_path):
+  dataset = registry.get_dataset(ml_collections.ConfigDict(dict(
+      name="kinetics_sounds", manual_dir=str(fixture_dir),
+      data_dir=str(tmp_path), validation_fraction=0.25, **OPTIONS)))
+  assert dataset.spec.num_classes == 31
+  assert dataset.spec.split_sizes == {"train": 24, "validation": 8, "test": 8}
+  b = ks.prepare(tmp_path, fixture_dir, video_clips.ClipOptions(
+      **OPTIONS, validation_fraction=0.25))
+  test = b.as_data_source("test")
+  assert [int(test[i]["label"]) for i in range(3)] == [30, 0, 7]  # i % 3, i from 32
+  assert test[0]["visual"].shape == (2, 16, 16, 3)
+  assert test[0]["audio"].shape == (24, 16, 1)
+  # The carve depends on clip ids only, not on the list's order.
+  clips = ks.parse_list(fixture_dir / "my_train.txt")
+  _, val = ks.carve_validation(clips, 0.25)
+  _, val_rev = ks.carve_validation(clips[::-1], 0.25)
+  assert sorted(c.clip_id for c in val) == sorted(c.clip_id for c in val_rev)
+  assert len(val) == 8
+
+
+def test_errors(tmp_path):
+  root = tmp_path / "clips"
+  root.mkdir()
+  with pytest.raises(DataError, match=r"lacks \['my_train.txt'") as e:
+    ks.prepare(tmp_path / "d", root)
+  assert "audio/{clip_id}.wav" in str(e.value)  # the expected layout
+  write_ks(root)
+  (root / "my_test.txt").write_text("abc_1,10,31\n")
+  with pytest.raises(DataError, match=r"my_test.txt' line 1.*not in 0..30"):
+    ks.prepare(tmp_path / "d", root, video_clips.ClipOptions(**OPTIONS))
+
+
+def test_small_config_end_to_end(fixture_dir, tmp_path):
+  from configs import kinetics_sounds as ks_config  # pylint: disable=g-import-not-at-top
+  c = ks_config.get_config("small")
+  c.data.update(dict(manual_dir=str(fixture_dir),
+                     data_dir=str(tmp_path / "tfds"), **OPTIONS))
+  c.model.encoders.visual.kwargs = dict(widths=(4,), blocks=(1,),
+                                        feature_dim=8)
+  c.model.encoders.audio = dict(name="audio_cnn", kwargs=dict(
+      channels=(4,), strides=(4,), feature_dim=8))
+  c.eval.missing_rates = (1.0,)
+  for stage in (c.pretrain, c.scratch, c.finetune):
+    stage.num_steps, stage.batch_size = 5, 8
+    stage.optim.warmup_steps = 1
+  c.eval.batch_size = 16
+  c.checkpoint.every_steps = 5
+  workdir = tmp_path / "work"
+  experiment.run(c, str(workdir))
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  assert results["dataset"] == "kinetics_sounds"
+  assert set(results["methods"]) == {
+      "unimodal:audio", "unimodal:visual", "ume", "late_fusion",
+      "late_fusion_pretrained", "mma", "ume_mma"}
+  scenarios = set(results["methods"]["ume"])
+  assert {"full", "missing:audio", "missing:visual"} <= scenarios
+  assert all(set(row) == scenarios for row in results["methods"].values())
+  assert np.isfinite(results["methods"]["mma"]["full"]["accuracy"])

@@ -1,0 +1,333 @@
+"""Shared reader for audio-visual clip datasets in the extracted on-disk form.
+
+``scripts/extract_av_clips.py`` turns videos into, per clip id::
+
+  frames/{clip_id}/00.jpg, 01.jpg, ...   RGB frames (any size, >= 1 of them)
+  audio/{clip_id}.wav                    16 kHz mono
+
+A dataset module (``ave.py``, ``kinetics_sounds.py``) subclasses
+``ClipBuilder`` with how to read its split lists (``read_splits``). This module
+prepares them as tfds ArrayRecord (no TensorFlow) holding:
+
+* ``visual``: uint8 (num_frames, image_size, image_size, 3): ``num_frames``
+  frames picked uniformly over the extracted ones (segment centres, as OGM-GE
+  picks 3 per clip), each resized so its short side is ``image_size`` and
+  centre-cropped (aspect kept).
+* ``audio``: uint8 (audio_frames, n_mels, 1) log-mel, quantised over a fixed
+  dB range (``audio_features.py``).
+
+These options are a tfds BuilderConfig whose name encodes them, so preparing
+with other options writes a separate dataset beside the first one.
+
+Records keep the split list's order minus skipped clips (their ids are in
+``builder.info.metadata["missing_clips"]``), so record i maps back to a clip.
+Clips whose frames or wav are missing are skipped and counted (logged, and
+kept in the dataset's metadata); more than ``max_missing_fraction`` of them
+missing is a DataError (it usually means a wrong path or a failed extraction).
+"""
+import abc
+import dataclasses
+import hashlib
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+
+from etils import epath
+import numpy as np
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from ume_jax.data import audio_features
+from ume_jax.data import pipeline
+from ume_jax.data import transforms
+from ume_jax.data.errors import DataError
+from ume_jax.data.spec import DatasetSpec
+
+SPLITS = ("train", "validation", "test")
+MODALITIES = ("audio", "visual")
+DEFAULT_DATA_DIR = "~/.cache/ume_jax/tensorflow_datasets"
+# Fixed standardisation: visual ~ ImageNet's mean/std averaged over RGB;
+# audio maps the quantised dB range [0, 1] to [-2, 2] (as avmnist's audio).
+STATS = {"audio": (0.5, 0.25), "visual": (0.449, 0.226)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+  clip_id: str
+  label: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipOptions:
+  num_frames: int = 3
+  image_size: int = 112
+  n_mels: int = 128
+  audio_frames: int = 1024
+  max_missing_fraction: float = 0.05
+  validation_fraction: float = 0.1  # only for datasets without a val list
+
+  @classmethod
+  def from_config(cls, data_config) -> "ClipOptions":
+    kw = {f.name: data_config.get(f.name) for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in kw.items() if v is not None})
+
+  @property
+  def config_name(self) -> str:
+    return (f"f{self.num_frames}_s{self.image_size}_m{self.n_mels}"
+            f"_a{self.audio_frames}")
+
+  @property
+  def fbank(self) -> audio_features.FbankConfig:
+    return audio_features.FbankConfig(n_mels=self.n_mels,
+                                      num_frames=self.audio_frames)
+
+  def shapes(self):
+    return {"audio": (self.audio_frames, self.n_mels, 1),
+            "visual": (self.num_frames, self.image_size, self.image_size, 3)}
+
+
+class _ThisFile:
+  """Class-level `code_path`: tfds' default needs `importlib_resources`."""
+
+  def __get__(self, obj, objtype=None):
+    return epath.Path(__file__)
+
+
+def frame_files(frames_dir: pathlib.Path, clip_id: str) -> list[pathlib.Path]:
+  d = frames_dir / clip_id
+  return sorted(d.glob("*.jpg")) if d.is_dir() else []
+
+
+def pick_frames(n_available: int, n: int) -> list[int]:
+  """Centres of n equal segments of the extracted frames (repeats if fewer)."""
+  return [min(n_available - 1, int((i + 0.5) * n_available / n))
+          for i in range(n)]
+
+
+def load_frame(path, size: int) -> np.ndarray:
+  """JPEG -> uint8 (size, size, 3): short side to `size`, centre crop."""
+  with Image.open(path) as im:
+    im = im.convert("RGB")
+    w, h = im.size
+    s = size / min(w, h)
+    nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    im = im.resize((nw, nh), Image.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)), np.uint8)
+
+
+class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base builder: subclasses set NAME-ish class attributes and read_splits."""
+
+  code_path = _ThisFile()
+  NUM_CLASSES: int = 0
+  LAYOUT: str = ""  # the expected manual_dir layout, for error messages
+  CARVES_VALIDATION = False  # True: validation_fraction changes the splits
+
+  def __init__(self, *, manual_dir=None, options=ClipOptions(), **kwargs):
+    self._clip_dir = manual_dir
+    self._options = options
+    kwargs.setdefault("file_format", "array_record")
+    name = options.config_name
+    if self.CARVES_VALIDATION:
+      name += f"_v{round(options.validation_fraction * 1000):03d}"
+    kwargs["config"] = tfds.core.BuilderConfig(name=name)
+    super().__init__(**kwargs)
+
+  @classmethod
+  @abc.abstractmethod
+  def read_splits(cls, manual_dir: pathlib.Path, options: ClipOptions
+                  ) -> tuple[dict[str, list[Clip]], list[str]]:
+    """-> ({split: clips}, class names); DataError if list files are bad."""
+
+  @classmethod
+  def list_files(cls) -> list[str]:
+    """Split/annotation files (relative to manual_dir) that must exist."""
+    return []
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    shapes = self._options.shapes()
+    return self.dataset_info_from_configs(
+        description=self.__doc__,
+        features=tfds.features.FeaturesDict({
+            # Tensor with BYTES encoding: raw uint8 buffers, no TensorFlow.
+            m: tfds.features.Tensor(shape=shapes[m], dtype=np.uint8,
+                                    encoding=tfds.features.Encoding.BYTES)
+            for m in MODALITIES} | {
+                "label": tfds.features.ClassLabel(num_classes=self.NUM_CLASSES)}),
+        supervised_keys=None,
+        disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Nothing to download: the files are the user's.
+    d = check_manual_dir(type(self), self._clip_dir)
+    splits, classes = self.read_splits(d, self._options)
+    kept, missing = {}, []
+    for split, clips in splits.items():
+      kept[split] = []
+      for c in clips:
+        ok = (frame_files(d / "frames", c.clip_id)
+              and (d / "audio" / f"{c.clip_id}.wav").is_file())
+        (kept[split] if ok else missing).append(c if ok else c.clip_id)
+    total = sum(len(c) for c in splits.values())
+    if missing:
+      logging.warning("%s: %d of %d clips lack frames or audio; skipped"
+                      " (first: %s).", self.name, len(missing), total,
+                      missing[:5])
+    if len(missing) > self._options.max_missing_fraction * total:
+      raise _missing_error(type(self), d, missing, total,
+                           self._options.max_missing_fraction)
+    self.info.metadata.update({
+        "manual_dir": os.fspath(d), "classes": classes,
+        "lists_sha256": _lists_sha256(type(self), d),
+        "missing_clips": missing, "options": dataclasses.asdict(self._options),
+    })
+    return {s: self._generate_examples(d, kept[s]) for s in SPLITS}
+
+  def _generate_examples(self, d: pathlib.Path, clips: list[Clip]):
+    o = self._options
+    for i, c in enumerate(clips):
+      files = frame_files(d / "frames", c.clip_id)
+      wav = d / "audio" / f"{c.clip_id}.wav"
+      try:
+        visual = np.stack([load_frame(files[j], o.image_size)
+                           for j in pick_frames(len(files), o.num_frames)])
+        audio = audio_features.wav_to_uint8_fbank(wav, o.fbank)[..., None]
+      except (OSError, ValueError) as e:  # corrupt JPEG / wav
+        raise DataError(f"{self.name} clip {c.clip_id!r} in {os.fspath(d)!r}"
+                        f" cannot be decoded ({type(e).__name__}: {e}); re-"
+                        "extract it or delete its frames/ and audio/ files"
+                        " (missing clips are skipped).") from e
+      yield i, {"visual": visual, "audio": audio, "label": c.label}
+
+
+def _lists_sha256(cls, d: pathlib.Path) -> str:
+  h = hashlib.sha256()
+  for rel in cls.list_files():
+    h.update((d / rel).read_bytes())
+  return h.hexdigest()
+
+
+def layout_error(cls, manual_dir, what: str) -> DataError:
+  return DataError(
+      f"{cls.name} data.manual_dir {os.fspath(manual_dir)!r}: {what}. It must"
+      f" hold the extracted clips (scripts/extract_av_clips.py): {cls.LAYOUT}")
+
+
+def _missing_error(cls, d, missing, total, limit) -> DataError:
+  return layout_error(
+      cls, d, f"{len(missing)} of {total} listed clips lack"
+      f" frames/<clip_id>/*.jpg or audio/<clip_id>.wav (more than"
+      f" {limit:.0%}; first: {missing[:5]}); looked in {os.fspath(d / 'frames')}"
+      f" and {os.fspath(d / 'audio')}")
+
+
+def check_manual_dir(cls, manual_dir) -> pathlib.Path:
+  """The manual_dir as a Path, with every list file and folder present."""
+  if not manual_dir:
+    raise DataError(f"{cls.name} is prepared from your extracted clips; set"
+                    " data.manual_dir (--config.data.manual_dir=PATH). It must"
+                    f" hold: {cls.LAYOUT}")
+  d = pathlib.Path(os.path.expanduser(os.fspath(manual_dir)))
+  if not d.is_dir():
+    raise layout_error(cls, d, "is not a directory")
+  lacking = [r for r in cls.list_files() if not (d / r).is_file()]
+  lacking += [r + "/" for r in ("frames", "audio") if not (d / r).is_dir()]
+  if lacking:
+    raise layout_error(cls, d, f"lacks {lacking}")
+  return d
+
+
+def _dir_error(cls, directory, what: str) -> DataError:
+  return DataError(
+      f"{cls.name} data directory {os.fspath(directory)!r}: {what}. The input"
+      f" pipeline prepares {cls.name} there (ArrayRecord files) from"
+      " data.manual_dir on first use; point data.data_dir at a writable"
+      " directory, or delete the dataset folder so it is prepared again.")
+
+
+def prepare(cls, data_dir, manual_dir=None, options=ClipOptions()):
+  """A builder of `cls` prepared in `data_dir` (from `manual_dir` if needed).
+
+  Once prepared, `manual_dir` may be absent; if given, its split/annotation
+  files must be the ones the dataset was prepared from, else DataError.
+  """
+  data_dir = pathlib.Path(os.path.expanduser(os.fspath(data_dir)))
+  if data_dir.exists() and not data_dir.is_dir():
+    raise _dir_error(cls, data_dir, "exists but is not a directory")
+  try:
+    builder = cls(data_dir=os.fspath(data_dir), manual_dir=manual_dir,
+                  options=options)
+  except Exception as e:  # tfds raises assorted errors on a corrupt info file.
+    raise _dir_error(cls, data_dir, f"holds an unreadable dataset"
+                     f" ({type(e).__name__}: {e})") from e
+  if not builder.is_prepared():
+    if os.path.exists(builder.data_dir):
+      raise _dir_error(cls, data_dir, f"{builder.data_dir!r} holds a partial"
+                       " dataset (no dataset_info.json)")
+    check_manual_dir(cls, manual_dir)  # fail before tfds runs
+    try:
+      data_dir.mkdir(parents=True, exist_ok=True)
+      with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write_test"):
+        pass
+    except OSError as e:
+      raise _dir_error(cls, data_dir, f"not a writable directory ({e})") from e
+    try:
+      tfds.disable_progress_bar()
+      builder.download_and_prepare(
+          download_dir=os.fspath(data_dir / "downloads"))
+    except BaseException as e:
+      # Leave no partial dataset behind: a rerun after a fix starts afresh.
+      shutil.rmtree(builder.data_dir, ignore_errors=True)
+      if isinstance(e, OSError):
+        raise _dir_error(cls, data_dir, f"preparing failed ({e})") from e
+      raise
+  _verify(cls, builder, data_dir, manual_dir)
+  return builder
+
+
+def _verify(cls, builder, data_dir, manual_dir):
+  where = builder.data_dir
+  for split in SPLITS:
+    info = builder.info.splits.get(split)
+    if info is None or info.num_examples <= 0:
+      raise _dir_error(cls, data_dir, f"the prepared dataset in {where!r} has"
+                       f" no {split!r} examples")
+  if manual_dir and os.path.isdir(os.path.expanduser(os.fspath(manual_dir))):
+    d = check_manual_dir(cls, manual_dir)
+    recorded = builder.info.metadata.get("lists_sha256")
+    if recorded and recorded != _lists_sha256(cls, d):
+      raise _dir_error(cls, data_dir, f"the dataset in {where!r} was prepared"
+                       f" from other split/annotation files than those in"
+                       f" {os.fspath(d)!r}, so it is stale")
+
+
+def load(cls, data_config) -> pipeline.Dataset:
+  """Registry factory body shared by the clip datasets."""
+  options = ClipOptions.from_config(data_config)
+  builder = prepare(cls, data_config.get("data_dir") or DEFAULT_DATA_DIR,
+                    data_config.get("manual_dir"), options)
+  sources = {s: builder.as_data_source(s) for s in SPLITS}
+  spec = DatasetSpec(
+      name=cls.name, modalities=MODALITIES, input_shapes=options.shapes(),
+      num_classes=cls.NUM_CLASSES, multilabel=False,
+      split_sizes={s: len(src) for s, src in sources.items()})
+  # Augmentation: frames shifted up to 1/8 of their size, audio up to 4% of
+  # its frames in time (zero fill).
+  shift = max(1, options.image_size // 8)
+  augment = (transforms.RandomShift({
+      "visual": (0, shift, shift, 0),
+      "audio": (max(1, options.audio_frames // 25), 0, 0)})
+             if data_config.get("augment", False) else None)
+  return pipeline.Dataset(
+      spec, sources, transforms.Standardize(STATS), augment,
+      worker_count=data_config.get("worker_count", 0) or 0,
+      worker_buffer_size=data_config.get("worker_buffer_size", 1) or 1,
+      read_threads=data_config.get("read_threads", None),
+      # ~165 KB a clip at the defaults: AVE (4k clips) fits in memory easily,
+      # Kinetics-Sounds (~20k) is ~3.3 GB, so the default is off.
+      cache_in_memory=data_config.get("cache_in_memory", False))
