@@ -26,6 +26,10 @@ setup(
         "numpy>=2.0,<3",
         "tensorboardX>=2.6.5,<2.7",
         "matplotlib>=3.9,<4",
+        "tokenizers>=0.20,<0.24",   # text datasets' WordPiece tokenizer
+        "h5py>=3.10,<4",            # MM-IMDB's MultiBench hdf5 form
+        "Pillow>=10,<14",           # image datasets' JPEG decoding
+        "scipy>=1.11,<2",           # wav reading for the video datasets
     ],
     extras_require={
         "test": ["pytest>=9.0,<10", "pytest-xdist>=3.8,<4"],

@@ -220,7 +220,8 @@ class Dataset:
 
   def _padding(self) -> dict:
     spec = self.spec
-    pad = {m: np.zeros(spec.input_shapes[m], np.float32)
+    pad = {m: np.zeros(spec.input_shapes[m],
+                        spec.input_dtypes.get(m, "float32"))
            for m in spec.modalities}
     pad["label"] = (np.zeros(spec.num_classes, np.float32) if spec.multilabel
                     else np.int32(0))

@@ -12,7 +12,9 @@ from jax.experimental import multihost_utils
 from ume_jax.data import ave
 from ume_jax.data import avdigits
 from ume_jax.data import avmnist
+from ume_jax.data import food101
 from ume_jax.data import kinetics_sounds
+from ume_jax.data import mmimdb
 from ume_jax.data.errors import DataError
 from ume_jax.data.pipeline import Dataset
 
@@ -21,6 +23,8 @@ _FACTORIES: dict[str, Callable[..., Dataset]] = {
     "avmnist": avmnist.load,
     "ave": ave.load,
     "kinetics_sounds": kinetics_sounds.load,
+    "mmimdb": mmimdb.load,
+    "food101": food101.load,
 }
 
 

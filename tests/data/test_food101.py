@@ -1,0 +1,129 @@
+"""UPMC Food-101 builder: a miniature fixture in the on-disk form, round
+trips, CSV quirks, error listing, and a tiny run of configs/food101.py:small."""
+import csv
+import json
+import os
+
+import ml_collections
+import numpy as np
+import pytest
+from PIL import Image
+
+from ume_jax.data import food101
+from ume_jax.data.errors import DataError
+
+CLASSES = ["apple_pie", "baby_back_ribs", "caesar_salad", "donuts"]
+N_TRAIN, N_TEST = 10, 4
+
+
+def _title(c, n):
+  # Commas, quotes and non-ASCII, as on real web-page titles.
+  return f'{CLASSES[c].replace("_", " ")} recipe #{n}, "best" - café'
+
+
+def write_food(root):
+  rng = np.random.default_rng(0)
+  for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+    rows = []
+    for c, name in enumerate(CLASSES):
+      os.makedirs(root / "images" / split / name, exist_ok=True)
+      for k in range(n):
+        image = np.full((24, 30, 3), 40 + 50 * c, np.uint8)
+        image[..., 2] = rng.integers(0, 256, (24, 30), dtype=np.uint8)
+        Image.fromarray(image).save(
+            root / "images" / split / name / f"{name}_{k}.jpg", quality=95)
+        rows.append([f"{name}_{k}.jpg", _title(c, k), name])
+    rows.append([f"{CLASSES[0]}_999.jpg", "image missing", CLASSES[0]])
+    os.makedirs(root / "texts", exist_ok=True)
+    with open(root / "texts" / f"{split}_titles.csv", "w", newline="",
+              encoding="utf-8") as f:
+      csv.writer(f).writerows(rows)
+  return root
+
+
+@pytest.fixture(scope="module")
+def food_dir(tmp_path_factory):
+  return write_food(tmp_path_factory.mktemp("food101"))
+
+
+def _cfg(data_dir, manual_dir, **kw):
+  return ml_collections.ConfigDict(dict(
+      name="food101", data_dir=str(data_dir), manual_dir=str(manual_dir),
+      image_size=(16, 16), vocab_size=120, max_len=12, **kw))
+
+
+def test_round_trip_and_validation_split(food_dir, tmp_path):
+  ds = food101.load(_cfg(tmp_path / "tfds", food_dir))
+  spec = ds.spec
+  assert spec.num_classes == 4 and not spec.multilabel
+  # 5% of 10 per class -> 1 per class to validation; one row per CSV skipped.
+  assert spec.split_sizes == {"train": 36, "validation": 4, "test": 16}
+  seen = {}
+  for split in ("train", "validation"):
+    src = ds._source(split)
+    for i in range(len(src)):
+      rec = src[i]
+      name = rec["id"].decode()
+      c = CLASSES.index(name.rsplit("_", 1)[0])
+      assert int(rec["label"]) == c
+      assert rec["text"].decode() == _title(c, int(name.rsplit("_", 1)[1][:-4]))
+      assert abs(int(rec["image"][..., 0].mean()) - (40 + 50 * c)) <= 3
+      seen[name] = split
+  assert len(seen) == 40 and sorted(seen.values()).count("validation") == 4
+  meta = json.loads((tmp_path / "tfds" / "upmc_food101" / "1.0.0" /
+                     "metadata.json").read_text())
+  assert meta["skipped_rows"]["missing_image"] == 2
+  b = next(ds.eval_batches("test", 16, None, process_index=0,
+                           process_count=1))
+  assert b["text"].dtype == np.int32 and b["text"].shape == (16, 12)
+  assert b["label"].dtype == np.int32 and b["image"].shape == (16, 16, 16, 3)
+  # The same split again from a fresh preparation (deterministic).
+  ds2 = food101.load(_cfg(tmp_path / "tfds2", food_dir))
+  assert [ds2._source("validation")[i]["id"] for i in range(4)] == [
+      ds._source("validation")[i]["id"] for i in range(4)]
+
+
+def test_errors_list_the_layout(tmp_path):
+  for manual in ("", tmp_path / "nothing", tmp_path):
+    with pytest.raises(DataError) as e:
+      food101.load(_cfg(tmp_path / "tfds", manual))
+    msg = str(e.value)
+    assert "texts/train_titles.csv" in msg and "images/train/<class>" in msg
+  with pytest.raises(DataError, match="texts/test_titles.csv"):
+    os.makedirs(tmp_path / "images" / "train")
+    os.makedirs(tmp_path / "images" / "test")
+    os.makedirs(tmp_path / "texts")
+    (tmp_path / "texts" / "train_titles.csv").write_text("")
+    food101.load(_cfg(tmp_path / "tfds", tmp_path))
+
+
+def test_small_config_end_to_end(food_dir, tmp_path):
+  from configs import food101 as food_config  # pylint: disable=g-import-not-at-top
+  from ume_jax import experiment  # pylint: disable=g-import-not-at-top
+  c = food_config.get_config("small")
+  c.data.data_dir = str(tmp_path / "tfds")
+  c.data.manual_dir = str(food_dir)
+  c.data.image_size = (16, 16)
+  c.data.vocab_size = 120
+  c.data.max_len = 12
+  c.model.encoders.image.kwargs = dict(channels=(4,), strides=(4,),
+                                       feature_dim=8)
+  c.model.encoders.text.kwargs = dict(vocab_size=120, max_len=12, width=16,
+                                      depth=1, heads=2, mlp_dim=16,
+                                      feature_dim=8)
+  for stage in (c.pretrain, c.scratch, c.finetune):
+    stage.num_steps = 5
+    stage.batch_size = 8
+  c.eval.batch_size = 16
+  c.eval.missing_rates = ()
+  c.checkpoint.asynchronous = False
+  experiment.run(c, str(tmp_path / "work"))
+  with open(tmp_path / "work" / "results.json") as f:
+    results = json.load(f)
+  methods = results["methods"]
+  assert {"unimodal:image", "unimodal:text", "ume", "late_fusion",
+          "late_fusion_pretrained", "mma", "ume_mma"} <= set(methods)
+  for by_scenario in methods.values():
+    assert set(by_scenario) == {"full", "missing:image", "missing:text"}
+    for values in by_scenario.values():
+      assert 0.0 <= values["accuracy"] <= 1.0 or 0 <= values["accuracy"] <= 100

@@ -1,0 +1,195 @@
+"""UPMC Food-101 (Wang et al. 2015): food photos + web-page titles, 101 classes.
+
+tensorflow-datasets builder (ArrayRecord, no TensorFlow) + loader, built on
+the image+text machinery in ``mmimdb.py``. Nothing is downloaded:
+``data.manual_dir`` points at the user's copy (the layout of the Kaggle
+"upmcfood101" archive and of the missing-aware-prompts repo)::
+
+  images/train/<class>/<class>_<n>.jpg
+  images/test/<class>/<class>_<n>.jpg
+  texts/train_titles.csv      rows: filename, title, class (no header)
+  texts/test_titles.csv
+
+Classes are the sorted folder names of ``images/train`` (101 for the real
+data). CSVs are read with the ``csv`` module (titles may hold commas and
+quotes). A row whose image file is missing (or whose class is not a folder
+of ``images/train``) is skipped and counted; the counts are logged and kept
+in ``metadata["skipped_rows"]``.
+
+Splits: test = test_titles.csv; validation = ``data.validation_fraction``
+(default 5%) of each class's train rows, at least one, chosen by a fixed
+seeded permutation of the rows sorted by filename (``VALIDATION_SEED``);
+train = the rest. Records keep the filename order within a split.
+
+Stored: ``image`` uint8 (H, W, 3), resized (bilinear, aspect not kept) to
+``data.image_size`` (default 128 x 128); ``text`` the title as UTF-8;
+``label`` int32 class index; ``id`` the filename. Titles are tokenised at load
+(``text_tokenizer.py``; ``data.vocab_size`` 8000, ``data.max_len`` 32).
+"""
+
+import csv
+import functools
+import os
+import pathlib
+
+from absl import logging
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from ume_jax.data import image_text
+from ume_jax.data.errors import DataError
+
+NAME = "food101"
+VERSION = "1.0.0"
+SPLITS = ("train", "validation", "test")
+IMAGE_SIZE = (128, 128)
+VALIDATION_FRACTION = 0.05
+VALIDATION_SEED = 101
+STATS = image_text.STATS  # ImageNet statistics
+
+
+def _layout(where) -> str:
+  return (
+      f"Looked in {where!r}. Expected UPMC Food-101 as: images/train/<class>/"
+      "<file>.jpg, images/test/<class>/<file>.jpg, texts/train_titles.csv and"
+      " texts/test_titles.csv (no header; rows: filename, title, class). Get"
+      " it from https://visiir.isir.upmc.fr/explore or Kaggle"
+      " (gianmarco96/upmcfood101) and set data.manual_dir to the folder"
+      " holding images/ and texts/.")
+
+
+def check_manual_dir(manual_dir, validation_fraction=VALIDATION_FRACTION
+                     ) -> dict:
+  """Checks the layout (not every image); raises DataError otherwise."""
+  if not manual_dir:
+    raise DataError("food101 is prepared from your own copy of UPMC"
+                    " Food-101; set data.manual_dir"
+                    " (--config.data.manual_dir=PATH). "
+                    + _layout("<data.manual_dir not set>"))
+  d = pathlib.Path(os.path.expanduser(os.fspath(manual_dir)))
+  if not d.is_dir():
+    raise DataError(f"food101 data.manual_dir {os.fspath(d)!r} is not a"
+                    " directory. " + _layout(os.fspath(d)))
+  need = ["images/train", "images/test", "texts/train_titles.csv",
+          "texts/test_titles.csv"]
+  missing = [p for p in need if not (d / p).exists()]
+  if missing:
+    raise DataError(f"food101 data.manual_dir {os.fspath(d)!r} lacks"
+                    f" {', '.join(missing)}. " + _layout(os.fspath(d)))
+  classes = sorted(p.name for p in (d / "images/train").iterdir()
+                   if p.is_dir())
+  if len(classes) < 2:
+    raise DataError(f"food101: {os.fspath(d / 'images/train')!r} has"
+                    f" {len(classes)} class folders, expected one per class"
+                    " (101). " + _layout(os.fspath(d)))
+  if not 0.0 < float(validation_fraction) < 1.0:
+    raise DataError(f"food101: data.validation_fraction ="
+                    f" {validation_fraction}; expected a fraction in (0, 1)"
+                    " of each class's train rows.")
+  fp = {"csv_bytes": [(d / p).stat().st_size for p in need[2:]],
+        "classes": classes, "validation_fraction": float(validation_fraction)}
+  return {"dir": d, "classes": classes, "fingerprint": fp}
+
+
+def _rows(d: pathlib.Path, split: str, classes, skipped: dict):
+  """(filename, title, class index) of rows whose image exists."""
+  path = d / "texts" / f"{split}_titles.csv"
+  index = {c: i for i, c in enumerate(classes)}
+  out = []
+  try:
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+      for row in csv.reader(f):
+        if not row:
+          continue
+        if len(row) < 3:
+          skipped["malformed"] += 1
+          continue
+        # A title with unquoted commas spreads over several fields.
+        name, title, cls = row[0].strip(), ",".join(row[1:-1]), row[-1].strip()
+        if cls not in index:
+          skipped["unknown_class"] += 1
+        elif not (d / "images" / split / cls / name).is_file():
+          skipped["missing_image"] += 1
+        else:
+          out.append((name, title, index[cls]))
+  except OSError as e:
+    raise DataError(f"food101 file {os.fspath(path)!r} cannot be read ({e})."
+                    " " + _layout(os.fspath(d))) from e
+  return sorted(out)
+
+
+def _split_validation(rows, num_classes, fraction):
+  """Per class: a seeded `fraction` (>= 1 row) of train rows -> validation."""
+  rng = np.random.default_rng(VALIDATION_SEED)
+  train, val = [], []
+  for c in range(num_classes):
+    mine = [r for r in rows if r[2] == c]
+    k = max(1, int(round(fraction * len(mine)))) if len(mine) > 1 else 0
+    chosen = set(rng.permutation(len(mine))[:k].tolist())
+    for j, r in enumerate(mine):
+      (val if j in chosen else train).append(r)
+  return sorted(train), sorted(val)
+
+
+class UpmcFood101(image_text.ImageTextBuilder):
+  """UPMC Food-101 photos and web-page titles (tfds name: upmc_food101)."""
+
+  VERSION = tfds.core.Version(VERSION)
+  RELEASE_NOTES = {str(VERSION): "Initial release, from the user's files."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _layout("data.manual_dir")
+  NUM_CLASSES = None
+  MULTILABEL = False
+  DESCRIPTION = __doc__
+
+  def __init__(self, *, validation_fraction=VALIDATION_FRACTION, **kwargs):
+    self._validation_fraction = float(validation_fraction)
+    super().__init__(**kwargs)
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    found = check_manual_dir(self._manual, self._validation_fraction)
+    d, classes = found["dir"], found["classes"]
+    skipped = {"missing_image": 0, "unknown_class": 0, "malformed": 0}
+    rows = {s: _rows(d, s, classes, skipped) for s in ("train", "test")}
+    if not rows["train"] or not rows["test"]:
+      raise DataError(f"food101: no usable rows in the train or test CSV of"
+                      f" {os.fspath(d)!r} (skipped: {skipped}). "
+                      + _layout(os.fspath(d)))
+    train, val = _split_validation(rows["train"], len(classes),
+                                   self._validation_fraction)
+    if sum(skipped.values()):
+      logging.warning("food101: skipped CSV rows: %s", skipped)
+    self.info.metadata.update({
+        "manual_dir": os.fspath(d), "fingerprint": found["fingerprint"],
+        "image_size": list(self._image_size), "classes": classes,
+        "validation_fraction": self._validation_fraction,
+        "skipped_rows": skipped})
+    return {"train": self._generate_examples(d, "train", train),
+            "validation": self._generate_examples(d, "train", val),
+            "test": self._generate_examples(d, "test", rows["test"])}
+
+  def _generate_examples(self, d, folder, rows):
+    classes = self.info.metadata["classes"]
+    for i, (name, title, c) in enumerate(rows):
+      with Image.open(d / "images" / folder / classes[c] / name) as im:
+        image = self._resize(im)
+      yield i, {"image": image, "text": title.encode("utf-8"),
+                "label": np.int32(c), "id": name.encode("utf-8")}
+
+
+def load(data_config):
+  """Registry factory: prepares (if needed) and returns the food101 Dataset.
+
+  data_config keys (read with .get): manual_dir, data_dir, image_size
+  ((128, 128)), validation_fraction (0.05), vocab_size (8000), max_len (32),
+  augment (random shift), worker_count, worker_buffer_size, read_threads,
+  cache_in_memory (False).
+  """
+  fraction = float(data_config.get("validation_fraction")
+                   or VALIDATION_FRACTION)
+  return image_text.load_image_text(
+      UpmcFood101, NAME, data_config, IMAGE_SIZE, STATS, default_max_len=32,
+      check_manual=functools.partial(check_manual_dir,
+                                     validation_fraction=fraction),
+      validation_fraction=fraction)

@@ -1,0 +1,241 @@
+"""MM-IMDB (Arevalo et al. 2017): movie posters + plots, 23 genres, multi-label.
+
+tensorflow-datasets builder (ArrayRecord, no TensorFlow) + loader. Nothing is
+downloaded: ``data.manual_dir`` points at the user's copy, in either form:
+
+* raw (``mmimdb.tar.gz`` from the authors / archive.org): ``split.json``
+  (``{"train": [ids], "dev": [ids], "test": [ids]}``) and, per id,
+  ``{id}.jpeg`` (poster) and ``{id}.json`` (with ``"plot"``: a LIST of plots,
+  the first is kept, and ``"genres"``). The per-movie files may sit in
+  ``dataset/`` (the archive's layout), in ``images/`` + ``labels/`` (the
+  missing-aware-prompts repo's layout) or next to ``split.json``.
+  Splits: train = "train", validation = "dev", test = "test".
+* hdf5 (MultiBench / gmu-mmimdb ``multimodal_imdb.hdf5``): datasets
+  ``images`` (N, 3, 256, 160) uint8, ``genres`` (N, 23) and ``imdb_ids``
+  (N,). It holds no plot text (only word2vec ``features``, ``vgg_features``
+  and word indices ``sequences`` whose vocabulary is not shipped), so plots
+  are read from ``{imdb_id}.json`` files beside it (``dataset/``,
+  ``labels/`` or the same folder). Splits by row as in MultiBench: train
+  [0, 15552), validation [15552, 18160), test [18160, 25959); for a file
+  with N != 25959 rows the same fractions of N are used (rounded).
+
+The raw form is used when ``split.json`` exists, else the hdf5 form.
+Genre order (label index) is the frequency order of Arevalo et al. /
+MultiBench / MAP (``GENRES``); genres outside it are ignored.
+
+Stored: ``image`` uint8 (H, W, 3), the poster resized (bilinear, aspect not
+kept) to ``data.image_size`` (default 128 x 80: posters are ~1.6:1 and 256 x
+160 in the hdf5; halved to keep CPU cost down); ``text`` the first plot as
+UTF-8 bytes; ``label`` uint8 (23,) multi-hot; ``id``. Text is tokenised at
+load time with a WordPiece tokenizer trained on the train split
+(``text_tokenizer.py``; ``data.vocab_size`` 8000, ``data.max_len`` 128).
+"""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from ume_jax.data import image_text
+from ume_jax.data.errors import DataError
+
+NAME = "mmimdb"
+VERSION = "1.0.0"
+GENRES = ("Drama", "Comedy", "Romance", "Thriller", "Crime", "Action",
+          "Adventure", "Horror", "Documentary", "Mystery", "Sci-Fi", "Fantasy",
+          "Family", "Biography", "War", "History", "Music", "Animation",
+          "Musical", "Western", "Sport", "Short", "Film-Noir")
+HDF5 = "multimodal_imdb.hdf5"
+HDF5_BOUNDS = (15552, 18160, 25959)  # MultiBench's train/valid/test rows
+MOVIE_DIRS = (("dataset", "dataset"), ("images", "labels"), (".", "."))
+SPLITS = ("train", "validation", "test")
+SPLIT_KEYS = {"train": "train", "validation": "dev", "test": "test"}
+IMAGE_SIZE = (128, 80)
+
+
+def _layout(where) -> str:
+  return (
+      f"Looked in {where!r}. Expected EITHER the raw form: split.json"
+      ' ({"train": [ids], "dev": [ids], "test": [ids]}) plus, for every id,'
+      " {id}.jpeg and {id}.json (keys \"plot\": list of strings, \"genres\":"
+      " list of names) in dataset/, in images/ + labels/, or beside"
+      f" split.json; OR the MultiBench form: {HDF5} (datasets images"
+      " (N, 3, 256, 160) uint8, genres (N, 23), imdb_ids (N,)) plus the"
+      " {imdb_id}.json plot files in dataset/, labels/ or beside it (the"
+      " hdf5 has no plot text). Get MM-IMDB from"
+      " https://archive.org/download/mmimdb (mmimdb.tar.gz) and set"
+      " data.manual_dir to the folder holding split.json.")
+
+
+def _find_movie_dirs(d: pathlib.Path, some_id: str, need_image: bool):
+  for img_dir, json_dir in MOVIE_DIRS:
+    if (d / json_dir / f"{some_id}.json").is_file() and (
+        not need_image or (d / img_dir / f"{some_id}.jpeg").is_file()):
+      return d / img_dir, d / json_dir
+  return None
+
+
+def check_manual_dir(manual_dir) -> dict:
+  """Finds which form ``manual_dir`` holds; raises DataError otherwise."""
+  if not manual_dir:
+    raise DataError("mmimdb is prepared from your own copy of MM-IMDB; set"
+                    " data.manual_dir (--config.data.manual_dir=PATH). "
+                    + _layout("<data.manual_dir not set>"))
+  d = pathlib.Path(os.path.expanduser(os.fspath(manual_dir)))
+  if not d.is_dir():
+    raise DataError(f"mmimdb data.manual_dir {os.fspath(d)!r} is not a"
+                    " directory. " + _layout(os.fspath(d)))
+  if (d / "split.json").is_file():
+    try:
+      split = json.loads((d / "split.json").read_text())
+      ids = {s: [str(i) for i in split[k]] for s, k in SPLIT_KEYS.items()}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      raise DataError(f"mmimdb file {os.fspath(d / 'split.json')!r} cannot be"
+                      f" read as {{'train', 'dev', 'test'}} id lists"
+                      f" ({type(e).__name__}: {e}). " + _layout(os.fspath(d))
+                      ) from e
+    if not all(ids.values()):
+      raise DataError(f"mmimdb {os.fspath(d / 'split.json')!r} has an empty"
+                      " split. " + _layout(os.fspath(d)))
+    dirs = _find_movie_dirs(d, ids["train"][0], need_image=True)
+    if dirs is None:
+      raise DataError(f"mmimdb: no {ids['train'][0]}.jpeg/.json for the first"
+                      " train id of split.json. " + _layout(os.fspath(d)))
+    missing = [f"{i}.{ext}" for s in ids.values() for i in s
+               for ext, dd in (("jpeg", dirs[0]), ("json", dirs[1]))
+               if not (dd / f"{i}.{ext}").is_file()]
+    if missing:
+      raise DataError(f"mmimdb: {len(missing)} files named in split.json are"
+                      f" missing from {os.fspath(dirs[0])!r} /"
+                      f" {os.fspath(dirs[1])!r} (first: {missing[:5]}). "
+                      + _layout(os.fspath(d)))
+    fp = {"form": "raw", "split_json_bytes": (d / "split.json").stat().st_size,
+          "counts": {s: len(v) for s, v in ids.items()}}
+    return {"form": "raw", "dir": d, "ids": ids, "image_dir": dirs[0],
+            "json_dir": dirs[1], "fingerprint": fp}
+  if (d / HDF5).is_file():
+    return _check_hdf5(d)
+  raise DataError("mmimdb data.manual_dir holds neither split.json nor"
+                  f" {HDF5}. " + _layout(os.fspath(d)))
+
+
+def _check_hdf5(d: pathlib.Path) -> dict:
+  import h5py  # pylint: disable=g-import-not-at-top
+  path = d / HDF5
+  try:
+    with h5py.File(path, "r") as f:
+      shapes = {k: f[k].shape for k in ("images", "genres", "imdb_ids")}
+      first_id = _id_str(f["imdb_ids"][0])
+  except (OSError, KeyError, ValueError) as e:
+    raise DataError(f"mmimdb file {os.fspath(path)!r} cannot be read or lacks"
+                    f" a dataset ({type(e).__name__}: {e}). "
+                    + _layout(os.fspath(d))) from e
+  n = shapes["images"][0]
+  if (len(shapes["images"]) != 4 or shapes["images"][1] != 3
+      or shapes["genres"] != (n, len(GENRES)) or shapes["imdb_ids"][0] != n
+      or n < 3):
+    raise DataError(f"mmimdb file {os.fspath(path)!r} has shapes {shapes};"
+                    f" expected images (N, 3, H, W), genres (N, {len(GENRES)}),"
+                    " imdb_ids (N,), N >= 3. " + _layout(os.fspath(d)))
+  dirs = _find_movie_dirs(d, first_id, need_image=False)
+  if dirs is None:
+    raise DataError(f"mmimdb: {HDF5} has no plot text and no {first_id}.json"
+                    f" (its first imdb_id) was found beside it. "
+                    + _layout(os.fspath(d)))
+  a, b, c = HDF5_BOUNDS
+  bounds = (a, b) if n == c else (round(n * a / c), round(n * b / c))
+  return {"form": "hdf5", "dir": d, "path": path, "json_dir": dirs[1],
+          "bounds": (0,) + bounds + (n,),
+          "fingerprint": {"form": "hdf5", "bytes": path.stat().st_size,
+                          "shapes": {k: list(v) for k, v in shapes.items()}}}
+
+
+def _id_str(x) -> str:
+  x = x.decode() if isinstance(x, (bytes, np.bytes_)) else x
+  return str(x.item() if hasattr(x, "item") else x).strip()
+
+
+def _read_movie(json_path: pathlib.Path) -> tuple[str, list[str]]:
+  try:
+    meta = json.loads(json_path.read_text(encoding="utf-8"))
+  except (OSError, ValueError) as e:
+    raise DataError(f"mmimdb file {os.fspath(json_path)!r} is not valid JSON"
+                    f" ({e}); each movie's json needs \"plot\" (a list of"
+                    " strings) and \"genres\".") from e
+  plot = meta.get("plot") or [""]
+  plot = plot[0] if isinstance(plot, list) else str(plot)
+  return str(plot), [str(g) for g in meta.get("genres") or []]
+
+
+def _multi_hot(genres) -> np.ndarray:
+  y = np.zeros(len(GENRES), np.uint8)
+  for g in genres:
+    if g in GENRES:
+      y[GENRES.index(g)] = 1
+  return y
+
+
+class Mmimdb(image_text.ImageTextBuilder):
+  """MM-IMDB posters and plots, 23 genres (multi-label)."""
+
+  VERSION = tfds.core.Version(VERSION)
+  RELEASE_NOTES = {str(VERSION): "Initial release, from the user's files."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _layout("data.manual_dir")
+  NUM_CLASSES = len(GENRES)
+  MULTILABEL = True
+  DESCRIPTION = __doc__
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    found = check_manual_dir(self._manual)
+    self.info.metadata.update({"manual_dir": os.fspath(found["dir"]),
+                               "fingerprint": found["fingerprint"],
+                               "image_size": list(self._image_size),
+                               "genres": list(GENRES)})
+    return {s: self._generate_examples(found, s) for s in SPLITS}
+
+  def _generate_examples(self, found, split):
+    if found["form"] == "raw":
+      return self._raw(found, found["ids"][split])
+    b = found["bounds"]
+    i = SPLITS.index(split)
+    return self._hdf5(found, b[i], b[i + 1])
+
+  def _raw(self, found, ids):
+    for i, movie in enumerate(ids):
+      plot, genres = _read_movie(found["json_dir"] / f"{movie}.json")
+      with Image.open(found["image_dir"] / f"{movie}.jpeg") as im:
+        image = self._resize(im)
+      yield i, {"image": image, "text": plot.encode("utf-8"),
+                "label": _multi_hot(genres), "id": movie.encode()}
+
+  def _hdf5(self, found, start, stop):
+    import h5py  # pylint: disable=g-import-not-at-top
+    with h5py.File(found["path"], "r") as f:
+      for i in range(start, stop):
+        movie = _id_str(f["imdb_ids"][i])
+        path = found["json_dir"] / f"{movie}.json"
+        plot = _read_movie(path)[0] if path.is_file() else ""
+        image = self._resize(Image.fromarray(
+            np.ascontiguousarray(np.transpose(f["images"][i], (1, 2, 0)))))
+        label = (np.asarray(f["genres"][i]) > 0).astype(np.uint8)
+        yield i - start, {"image": image, "text": plot.encode("utf-8"),
+                          "label": label, "id": movie.encode()}
+
+
+# ImageNet statistics (posters are natural images; resnet18 expects these).
+STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def load(data_config):
+  """Registry factory: prepares (if needed) and returns the mmimdb Dataset.
+
+  data_config keys (read with .get): manual_dir, data_dir, image_size
+  ((128, 80)), vocab_size (8000), max_len (128), augment (random shift),
+  worker_count, worker_buffer_size, read_threads, cache_in_memory (False).
+  """
+  return image_text.load_image_text(Mmimdb, NAME, data_config, IMAGE_SIZE, STATS,
+                         default_max_len=128, check_manual=check_manual_dir)
