@@ -18,6 +18,8 @@ from ume_jax.data.errors import DataError
 from ume_jax.data.spec import DatasetSpec
 
 SPLITS = ("train", "validation", "test")
+# ImageNet statistics: posters and food photos are natural images.
+STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 class _ThisFile:

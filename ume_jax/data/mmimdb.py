@@ -226,8 +226,6 @@ class Mmimdb(image_text.ImageTextBuilder):
                           "label": label, "id": movie.encode()}
 
 
-# ImageNet statistics (posters are natural images; resnet18 expects these).
-STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 def load(data_config):
@@ -237,5 +235,5 @@ def load(data_config):
   ((128, 80)), vocab_size (8000), max_len (128), augment (random shift),
   worker_count, worker_buffer_size, read_threads, cache_in_memory (False).
   """
-  return image_text.load_image_text(Mmimdb, NAME, data_config, IMAGE_SIZE, STATS,
+  return image_text.load_image_text(Mmimdb, NAME, data_config, IMAGE_SIZE, image_text.STATS,
                          default_max_len=128, check_manual=check_manual_dir)
