@@ -49,6 +49,12 @@ def get_config(arg=None):
   c.mma = ml_collections.ConfigDict(dict(
       drop_probs={"image": 0.5, "audio": 0.5}))
 
+  # Training-time missingness (the paper's page-8 experiment): a fraction of
+  # *training* examples lacks a modality for good in every stage, e.g.
+  # --config.train_missing.rates.audio=0.5. 0 = off.
+  c.train_missing = ml_collections.ConfigDict(dict(
+      rates={"image": 0.0, "audio": 0.0}, seed=7))
+
   c.pretrain = _stage(num_epochs=8, batch_size=128, optim=_optim())
   # The late_fusion baseline: trained jointly from scratch, same budget.
   c.scratch = _stage(num_epochs=8, batch_size=128, optim=_optim())

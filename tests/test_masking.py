@@ -73,3 +73,18 @@ def test_feature_substitute_uses_token():
       f, jnp.array([True, False, True]), token))
   np.testing.assert_array_equal(out[1], token)
   np.testing.assert_array_equal(out[[0, 2]], 1.0)
+
+
+def test_permanent_training_missingness_is_per_example():
+  index = jnp.arange(20_000)
+  a = np.asarray(masking.permanently_present(7, index, (0.0, 0.3, 0.6)))
+  assert a[:, 0].all()  # rate 0: never missing
+  np.testing.assert_allclose(1 - a[:, 1:].mean(0), (0.3, 0.6), atol=0.015)
+  # Same example, same answer, whatever batch it comes in.
+  perm = np.random.default_rng(0).permutation(20_000)[:300]
+  np.testing.assert_array_equal(
+      np.asarray(masking.permanently_present(7, jnp.asarray(perm),
+                                             (0.0, 0.3, 0.6))), a[perm])
+  both = np.asarray(masking.permanently_present(7, index, (0.9, 0.9)))
+  assert both.any(1).all()
+  np.testing.assert_allclose(1 - both.mean(0), 0.9 - 0.9 * 0.9 / 2, atol=0.02)

@@ -13,7 +13,8 @@ _STAGE_KEYS = {"num_epochs", "num_steps", "batch_size", "optim",
 KNOWN_KEYS: dict[str, set[str] | None] = {
     "": {"seed", "stage", "data", "mesh", "model", "mma", "pretrain",
          "scratch", "finetune", "methods", "eval", "checkpoint",
-         "log_every_steps"},
+         "log_every_steps", "train_missing"},
+    "train_missing": {"rates", "seed"},
     "data": None,  # owned by the dataset registry, checked there
     "mesh": {"data", "fsdp"},
     "model": {"encoders", "fusion", "substitute", "missing_logits"},
@@ -80,6 +81,11 @@ def check_against_dataset(config, spec):
           f"config.{key} has entries {sorted(section)} but dataset"
           f" {spec.name!r} has modalities {sorted(mods)}; give exactly one"
           " per modality.")
+  for m, r in (config.train_missing.rates or {}).items():
+    if (m not in mods and float(r) != 0.0) or not 0.0 <= float(r) < 1.0:
+      raise ConfigError(
+          f"config.train_missing.rates.{m} = {r}; expected a modality of"
+          f" {spec.name!r} ({sorted(mods)}) and a fraction in [0, 1).")
   for m, p in config.mma.drop_probs.items():
     if not 0.0 <= float(p) < 1.0:
       raise ConfigError(f"config.mma.drop_probs.{m} = {p}; expected a"

@@ -3,6 +3,8 @@
 Everything here is a pure jax function, used inside jitted steps:
 - ``train_present``: per-sample missing-modality augmentation (MMA) masks;
 - ``scenario_present``: seeded evaluation masks, identical for every method;
+- ``permanently_present``: training-time missingness, a fixed fraction of
+  training examples that never have a modality (the paper's page-8 setting);
 - ``substitute_inputs`` / ``substitute_features``: what a model sees in place
   of an absent modality.
 
@@ -42,6 +44,25 @@ def train_present(key: jax.Array, data_present: jnp.ndarray,
                            dtype=jnp.bool_)
   nothing_left = ~jnp.any(present, axis=1, keepdims=True)
   return jnp.where(nothing_left, rescued & data_present, present)
+
+
+def permanently_present(seed: int, index: jnp.ndarray,
+                        rates: Sequence[float]) -> jnp.ndarray:
+  """(B, M) mask: example ``index`` lacks modality m for good if its draw for
+  m falls under ``rates[m]``. Depends only on the seed and the example, so
+  the same examples miss the same modality in every epoch, stage and run.
+  An example never loses every modality: the one with the largest margin
+  over its rate stays.
+  """
+  rates = jnp.asarray(rates, jnp.float32)
+  base = jax.random.key(seed)
+  u = jax.vmap(lambda i: jax.vmap(
+      lambda m: jax.random.uniform(jax.random.fold_in(
+          jax.random.fold_in(base, m), i)))(jnp.arange(rates.shape[0])))(index)
+  present = u >= rates
+  keep = jax.nn.one_hot(jnp.argmax(u - rates, axis=1), rates.shape[0],
+                        dtype=jnp.bool_)
+  return jnp.where(jnp.any(present, axis=1, keepdims=True), present, keep)
 
 
 def scenario_present(seed_key: jax.Array, index: jnp.ndarray,

@@ -33,6 +33,8 @@ class Method:
   train_logits: Callable[[Any, dict, Any], jnp.ndarray]
   eval_logits: Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
   fingerprint: dict
+  # Per-example loss weights of a training batch (None: all count).
+  example_weights: Callable[[dict], jnp.ndarray] | None = None
 
 
 def _zeros(spec: DatasetSpec, m: str, batch: int) -> np.ndarray:
@@ -47,6 +49,17 @@ def _encoder(config, m: str) -> tuple[str, dict]:
 
 def _substitute_kind(config) -> str:
   return config.model.substitute
+
+
+def training_present(config, spec: DatasetSpec, batch: dict) -> jnp.ndarray:
+  """Modalities a training example has: natively (``present``) and after
+  ``train_missing.rates`` took some away for good."""
+  rates = dict(config.train_missing.rates or {})
+  if not any(float(r) > 0 for r in rates.values()):
+    return batch["present"]
+  per_modality = [float(rates.get(m, 0.0)) for m in spec.modalities]
+  return batch["present"] & masking.permanently_present(
+      int(config.train_missing.seed), batch["index"], per_modality)
 
 
 def unimodal(config, spec: DatasetSpec, m: str,
@@ -65,12 +78,19 @@ def unimodal(config, spec: DatasetSpec, m: str,
                                        means)
     return model.apply({"params": params}, inputs[m])
 
+  index = spec.modalities.index(m)
+
+  def example_weights(batch):
+    # An example without modality m teaches its uni-modal model nothing.
+    return training_present(config, spec, batch)[:, index].astype(jnp.float32)
+
   return Method(
       f"unimodal:{m}", model, lambda b: (_zeros(spec, m, b),), train_logits,
       eval_logits,
       {"method": f"unimodal:{m}", "encoder": name, "encoder_kwargs": kwargs,
        "input_shape": list(spec.input_shapes[m]),
-       "num_classes": spec.num_classes})
+       "num_classes": spec.num_classes},
+      example_weights)
 
 
 def fusion(config, spec: DatasetSpec, method: str,
@@ -92,7 +112,7 @@ def fusion(config, spec: DatasetSpec, method: str,
     return model.apply({"params": params}, inputs, present)
 
   def train_logits(params, batch, key):
-    present = batch["present"]
+    present = training_present(config, spec, batch)
     if augment:
       present = masking.train_present(key, present, drop_probs)
     return forward(params, batch, present)

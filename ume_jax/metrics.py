@@ -21,12 +21,18 @@ def metric_names(multilabel: bool) -> list[str]:
   return ["accuracy"]
 
 
-def loss(logits: jnp.ndarray, labels: jnp.ndarray, multilabel: bool
-         ) -> jnp.ndarray:
-  """Mean cross-entropy (softmax, or per-class sigmoid for multi-label)."""
+def loss(logits: jnp.ndarray, labels: jnp.ndarray, multilabel: bool,
+         weights: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Cross-entropy (softmax, or per-class sigmoid for multi-label), averaged
+  over examples with their ``weights`` (default all 1)."""
   if multilabel:
-    return optax.sigmoid_binary_cross_entropy(logits, labels).sum(-1).mean()
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    per_example = optax.sigmoid_binary_cross_entropy(logits, labels).sum(-1)
+  else:
+    per_example = optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                                  labels)
+  if weights is None:
+    return per_example.mean()
+  return (per_example * weights).sum() / jnp.maximum(weights.sum(), 1.0)
 
 
 def batch_counts(logits: jnp.ndarray, labels: jnp.ndarray, valid: jnp.ndarray,

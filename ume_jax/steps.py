@@ -18,15 +18,20 @@ EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
 
 def make_train_step(train_logits: TrainLogitsFn,
                     tx: optax.GradientTransformation, *, multilabel: bool,
-                    seed: int):
-  """(state, batch) -> (state, scalar metrics)."""
+                    seed: int, example_weights=None):
+  """(state, batch) -> (state, scalar metrics).
+
+  ``example_weights(batch)`` (B,), if given, weights each example's loss.
+  """
 
   def train_step(state: TrainState, batch: dict):
     key = jax.random.fold_in(jax.random.key(seed), state.step)
 
+    weights = None if example_weights is None else example_weights(batch)
+
     def loss_fn(params):
       logits = train_logits(params, batch, key)
-      return metrics.loss(logits, batch["label"], multilabel), logits
+      return metrics.loss(logits, batch["label"], multilabel, weights), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)

@@ -34,13 +34,14 @@ def _same(a, b):
 def test_batch_values(make_config, fake_arrays):
   ds = get_dataset(make_config())
   b = next(_local(ds, 10, seed=0))
-  assert set(b) == {"image", "audio", "label", "present"}
+  assert set(b) == {"image", "audio", "label", "present", "index"}
   assert b["image"].shape == (10, 28, 28, 1) and b["image"].dtype == np.float32
   assert b["audio"].shape == (10, 40, 40, 1) and b["audio"].dtype == np.float32
   assert b["label"].dtype == np.int32 and b["present"].dtype == bool
   assert b["present"].shape == (10, 2) and b["present"].all()
   ids = fakes.ids_from_image(b["image"])
   assert len(set(ids)) == 10
+  np.testing.assert_array_equal(b["index"], ids)  # the example's own index
   np.testing.assert_array_equal(b["label"], fake_arrays["label_train"][ids])
   for m in ("image", "audio"):
     mean, std = avdigits.STATS[m]

@@ -86,6 +86,30 @@ class TrainIterator:
     self._it.set_state(state["grain"])
 
 
+class _AddIndex:
+  """Record -> record with its index in the split (training batches carry
+  it, so per-example choices such as permanent training-time missingness
+  depend on the example, not on when it is drawn)."""
+
+  def __init__(self, offset: int):
+    self._offset = offset
+
+  def __call__(self, i: int, record: dict) -> dict:
+    return {**record, "index": np.int32(i + self._offset)}
+
+
+class _KeepIndex(grain.transforms.Map):
+  """Runs a dataset's batch preprocessing with ``index`` passed around it."""
+
+  def __init__(self, inner):
+    self._inner = inner
+
+  def map(self, batch: dict) -> dict:
+    batch = dict(batch)
+    index = np.asarray(batch.pop("index"), np.int32)
+    return {**self._inner.map(batch), "index": index}
+
+
 class InMemorySource:
   """A random-access source read once into memory, for small datasets.
 
@@ -171,12 +195,13 @@ class Dataset:
     # MapDataset rather than DataLoader: grain's DataLoader spent ~0.3 ms of
     # per-element thread bookkeeping here, 4x the model's step per example.
     ds = grain.MapDataset.source(source)[p * shard:(p + 1) * shard]
+    ds = ds.map_with_index(_AddIndex(p * shard))
     ds = ds.shuffle(seed=int(seed)).repeat(None)  # a new order every epoch
     if self._augment is not None:
       ds = ds.random_map(self._augment, seed=int(seed))
     # Batch before standardising: one vectorised op per batch.
     ds = ds.batch(global_batch_size // n, drop_remainder=True).map(
-        self._preprocess)
+        _KeepIndex(self._preprocess))
     iter_ds = ds.to_iter_dataset(grain.ReadOptions(
         num_threads=0 if self._cache else self._read_threads(),
         prefetch_buffer_size=0 if self._cache else 2))

@@ -1,0 +1,52 @@
+"""Training-time missingness reaches every stage (ume_jax/methods.py)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tests import core_fixtures as fx
+from ume_jax import masking, methods, metrics, trainer
+
+
+def _setup():
+  config = fx.tiny_config()
+  config.train_missing.rates.audio = 0.5
+  batch = fx.batch(64)
+  batch["index"] = np.arange(64, dtype=np.int32)
+  lacking = ~np.asarray(masking.permanently_present(
+      config.train_missing.seed, jnp.asarray(batch["index"]), (0.0, 0.5)))[:, 1]
+  assert 15 < lacking.sum() < 49
+  return config, batch, lacking
+
+
+def _init(method):
+  return jax.tree.map(
+      lambda p: getattr(p, "value", p),
+      method.model.init(trainer.init_key(0), *method.example_inputs(1))
+      ["params"], is_leaf=lambda p: hasattr(p, "value"))
+
+
+def test_unimodal_pretraining_skips_examples_without_the_modality():
+  config, batch, lacking = _setup()
+  audio = methods.unimodal(config, fx.SPEC, "audio", None)
+  np.testing.assert_array_equal(audio.example_weights(batch), ~lacking)
+  image = methods.unimodal(config, fx.SPEC, "image", None)
+  np.testing.assert_array_equal(image.example_weights(batch), 1.0)
+  params = _init(audio)
+  logits = audio.train_logits(params, batch, None)
+  weighted = metrics.loss(logits, batch["label"], False,
+                          audio.example_weights(batch))
+  kept = metrics.loss(logits[~lacking], batch["label"][~lacking], False)
+  np.testing.assert_allclose(weighted, kept, rtol=1e-6)
+
+
+def test_fusion_training_never_sees_the_missing_audio():
+  config, batch, lacking = _setup()
+  for name in ("late_fusion", "mma"):
+    method = methods.fusion(config, fx.SPEC, name, None)
+    params = _init(method)
+    other = dict(batch, audio=batch["audio"] * 10 + 3)
+    key = jax.random.key(1)
+    a = np.asarray(method.train_logits(params, batch, key))
+    b = np.asarray(method.train_logits(params, other, key))
+    np.testing.assert_allclose(a[lacking], b[lacking], rtol=1e-6)
+    assert not np.allclose(a[~lacking], b[~lacking])
