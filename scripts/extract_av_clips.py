@@ -96,8 +96,13 @@ def extract(clip_id, video, start, end, out: pathlib.Path, frames: int,
               "-frames:v", str(frames), "-start_number", "0", "-q:v", "3",
               str(fdir / "%02d.jpg"))
     if not wav.is_file():
+      wav.parent.mkdir(parents=True, exist_ok=True)
+      # Written under a temporary name, so an interrupted run leaves no
+      # truncated wav that a resumed run would keep.
+      part = wav.with_suffix(".part.wav")
       _ffmpeg(*seek, "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
-              str(wav))
+              str(part))
+      part.replace(wav)
   except subprocess.CalledProcessError as e:
     return f"{clip_id}: ffmpeg failed: {e.stderr.strip()[-300:]}"
   return None
@@ -141,6 +146,11 @@ def main(argv=None):
         print(f"{i}/{len(jobs)} clips, {failed} failed", flush=True)
   print(f"Done: {len(jobs) - failed} clips in {args.out}; use"
         f" --config.data.manual_dir={args.out}")
+  # The loader refuses more than data.max_missing_fraction (default 5%)
+  # missing clips: fail here too, so scripts notice.
+  if failed > 0.05 * len(jobs):
+    sys.exit(f"extract_av_clips: {failed} of {len(jobs)} clips failed (see"
+             " above); fix and rerun (finished clips are kept).")
 
 
 if __name__ == "__main__":

@@ -71,12 +71,14 @@ def evaluate(config, workdir, dataset, mesh, unimodal, means) -> dict:
   scenarios = scenarios_lib.build_scenarios(spec.modalities,
                                             config.eval.missing_rates)
   evaluators = _evaluators(config, root, dataset, mesh, unimodal, means)
-  by_split = {
-      split: evaluation.evaluate(
-          evaluators, dataset=dataset, split=split, scenarios=scenarios,
-          batch_size=config.eval.batch_size, mesh=mesh,
-          mask_seed=config.eval.mask_seed)
-      for split in ("validation", "test")}
+  by_split = {}
+  for split in ("validation", "test"):
+    announce(f"evaluating {len(evaluators)} methods x {len(scenarios)}"
+             f" scenarios on {split} ({spec.split_sizes[split]} examples)")
+    by_split[split] = evaluation.evaluate(
+        evaluators, dataset=dataset, split=split, scenarios=scenarios,
+        batch_size=config.eval.batch_size, mesh=mesh,
+        mask_seed=config.eval.mask_seed)
   names = metrics.metric_names(spec.multilabel)
   primary = config.eval.get("primary_metric") or names[0]
   return results_lib.assemble(spec.name, names, primary, spec.modalities,

@@ -82,6 +82,13 @@ class KineticsSounds(video_clips.ClipBuilder):
   def read_splits(cls, manual_dir, options):
     train = parse_list(manual_dir / LIST_FILES["train"])
     train, validation = carve_validation(train, options.validation_fraction)
+    if not validation or not train:
+      raise DataError(
+          f"data.validation_fraction = {options.validation_fraction} of the"
+          f" {len(train) + len(validation)} clips in"
+          f" {manual_dir / LIST_FILES['train']} leaves an empty"
+          f" {'validation' if not validation else 'train'} split; choose a"
+          " fraction that leaves at least one clip in each.")
     return ({"train": train, "validation": validation,
              "test": parse_list(manual_dir / LIST_FILES["test"])},
             [str(i) for i in range(NUM_CLASSES)])
