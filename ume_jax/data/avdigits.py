@@ -198,10 +198,7 @@ def load(data_config) -> pipeline.Dataset:
   )
   augment = (transforms.RandomShift(MAX_SHIFT)
              if data_config.get("augment", False) else None)
-  return pipeline.Dataset(
-      spec, sources, transforms.Standardize(STATS), augment,
-      worker_count=data_config.get("worker_count", 0) or 0,
-      worker_buffer_size=data_config.get("worker_buffer_size", 1) or 1,
-      read_threads=data_config.get("read_threads", None),
+  return pipeline.Dataset.from_config(
+      spec, sources, transforms.Standardize(STATS), augment, data_config,
       # 10k small examples (24 MB as uint8): keep them in memory.
-      cache_in_memory=data_config.get("cache_in_memory", True))
+      cache_by_default=True)

@@ -480,10 +480,7 @@ def load(data_config) -> pipeline.Dataset:
   )
   augment = (transforms.RandomShift(MAX_SHIFT)
              if data_config.get("augment", False) else None)
-  return pipeline.Dataset(
-      spec, sources, transforms.Standardize(STATS), augment,
-      worker_count=data_config.get("worker_count", 0) or 0,
-      worker_buffer_size=data_config.get("worker_buffer_size", 1) or 1,
-      read_threads=data_config.get("read_threads", None),
+  return pipeline.Dataset.from_config(
+      spec, sources, transforms.Standardize(STATS), augment, data_config,
       # 70k examples, 0.9 GB as uint8: read from disk unless asked.
-      cache_in_memory=data_config.get("cache_in_memory", False))
+      cache_by_default=False)

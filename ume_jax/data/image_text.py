@@ -207,9 +207,6 @@ def load_image_text(builder_cls, name: str, data_config, image_size, stats,
   augment = (transforms.RandomShift(
       {"image": (image_size[0] // 16, image_size[1] // 16, 0)})
              if data_config.get("augment", False) else None)
-  return pipeline.Dataset(
-      spec, sources, preprocess, augment,
-      worker_count=data_config.get("worker_count", 0) or 0,
-      worker_buffer_size=data_config.get("worker_buffer_size", 1) or 1,
-      read_threads=data_config.get("read_threads", None),
-      cache_in_memory=data_config.get("cache_in_memory", False))
+  return pipeline.Dataset.from_config(
+      spec, sources, preprocess, augment, data_config,
+      cache_by_default=False)

@@ -235,5 +235,6 @@ def load(data_config):
   ((128, 80)), vocab_size (8000), max_len (128), augment (random shift),
   worker_count, worker_buffer_size, read_threads, cache_in_memory (False).
   """
-  return image_text.load_image_text(Mmimdb, NAME, data_config, IMAGE_SIZE, image_text.STATS,
+  return image_text.load_image_text(Mmimdb, NAME, data_config, IMAGE_SIZE,
+                                    image_text.STATS,
                          default_max_len=128, check_manual=check_manual_dir)

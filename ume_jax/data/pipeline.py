@@ -162,6 +162,20 @@ class Dataset:
     self._read_threads_override = read_threads
     self._means = None
 
+  @classmethod
+  def from_config(cls, spec: DatasetSpec, sources: Mapping[str, object],
+                  preprocess, augment, data_config, *,
+                  cache_by_default: bool = False) -> "Dataset":
+    """A Dataset with the pipeline knobs every dataset reads from
+    ``config.data``: worker_count, worker_buffer_size, read_threads and
+    cache_in_memory (``cache_by_default`` when unset)."""
+    return cls(
+        spec, sources, preprocess, augment,
+        worker_count=data_config.get("worker_count", 0) or 0,
+        worker_buffer_size=data_config.get("worker_buffer_size", 1) or 1,
+        read_threads=data_config.get("read_threads", None),
+        cache_in_memory=data_config.get("cache_in_memory", cache_by_default))
+
   def _read_threads(self) -> int:
     """Reader threads per process doing the work (grain's default of 16 is
     slower than 2 on a 2-CPU machine: the decoding holds the GIL)."""

@@ -323,11 +323,8 @@ def load(cls, data_config) -> pipeline.Dataset:
       "visual": (0, shift, shift, 0),
       "audio": (max(1, options.audio_frames // 25), 0, 0)})
              if data_config.get("augment", False) else None)
-  return pipeline.Dataset(
-      spec, sources, transforms.Standardize(STATS), augment,
-      worker_count=data_config.get("worker_count", 0) or 0,
-      worker_buffer_size=data_config.get("worker_buffer_size", 1) or 1,
-      read_threads=data_config.get("read_threads", None),
+  return pipeline.Dataset.from_config(
+      spec, sources, transforms.Standardize(STATS), augment, data_config,
       # ~165 KB a clip at the defaults: AVE (4k clips) fits in memory easily,
       # Kinetics-Sounds (~20k) is ~3.3 GB, so the default is off.
-      cache_in_memory=data_config.get("cache_in_memory", False))
+      cache_by_default=False)
