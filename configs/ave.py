@@ -55,8 +55,8 @@ def get_config(arg=None, dataset=DATASET):
       validation_fraction=0.1,  # kinetics_sounds only (AVE has valSet.txt)
       worker_count=0, augment=False, cache_in_memory=False))
   c.model.encoders = ml_collections.ConfigDict({
-      "audio": dict(name="resnet18", kwargs={}),
-      "visual": dict(name="resnet18", kwargs={}),
+      "audio": default_config.encoder(name="resnet18", kwargs={}),
+      "visual": default_config.encoder(name="resnet18", kwargs={}),
   })
   c.mma.drop_probs = {"audio": 0.5, "visual": 0.5}
   for stage, epochs in ((c.pretrain, 100), (c.scratch, 100), (c.finetune, 30)):

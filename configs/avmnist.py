@@ -63,8 +63,8 @@ def get_config(arg=None):
       worker_count=0, augment=False,
       cache_in_memory=False))  # 0.9 GB as uint8; True if you have the RAM
   c.model.encoders = ml_collections.ConfigDict({
-      "image": dict(name="image_cnn", kwargs={}),
-      "audio": dict(name="audio_cnn", kwargs=dict(
+      "image": default_config.encoder(name="image_cnn", kwargs={}),
+      "audio": default_config.encoder(name="audio_cnn", kwargs=dict(
           channels=(16, 32, 64, 64), strides=(2, 2, 2, 2))),
   })
   for stage, epochs in ((c.pretrain, 20), (c.scratch, 30), (c.finetune, 10)):

@@ -18,6 +18,15 @@ def _optim(name="adamw", learning_rate=3e-3, warmup_steps=50,
       lr_multipliers=lr_multipliers, final_lr_fraction=0.0))
 
 
+def encoder(name, kwargs=None, weights="", weights_path=""):
+  """One modality's encoder: a registered ``name`` with its ``kwargs``,
+  started from pre-trained ``weights`` (a registered weight set; "" = from
+  scratch), read from ``weights_path`` or else from the pip package that
+  ships them."""
+  return dict(name=name, kwargs=dict(kwargs or {}), weights=weights,
+              weights_path=weights_path)
+
+
 def _stage(num_epochs, batch_size, optim):
   return ml_collections.ConfigDict(dict(
       num_epochs=num_epochs, num_steps=0, batch_size=batch_size, optim=optim,
@@ -38,8 +47,8 @@ def get_config(arg=None):
 
   c.model = ml_collections.ConfigDict()
   c.model.encoders = ml_collections.ConfigDict({
-      "image": dict(name="image_cnn", kwargs={}),
-      "audio": dict(name="audio_cnn", kwargs={}),
+      "image": encoder(name="image_cnn", kwargs={}),
+      "audio": encoder(name="audio_cnn", kwargs={}),
   })
   c.model.fusion = "sum_logits"      # or "concat_linear"
   c.model.substitute = "zeros"       # or "mean", "learned"

@@ -39,8 +39,8 @@ def get_config(arg=None):
       augment=True, image_size=(128, 128), validation_fraction=0.05,
       vocab_size=8000, max_len=32))
   c.model.encoders = ml_collections.ConfigDict({
-      "image": dict(name="resnet18", kwargs={}),
-      "text": dict(name="text_transformer", kwargs=dict(
+      "image": default.encoder(name="resnet18", kwargs={}),
+      "text": default.encoder(name="text_transformer", kwargs=dict(
           vocab_size=8000, max_len=32, width=256, depth=4, heads=4,
           mlp_dim=1024, feature_dim=256)),
   })
@@ -60,7 +60,7 @@ def get_config(arg=None):
     c.data.image_size = (32, 32)
     c.data.vocab_size = 1000
     c.data.augment = False
-    c.model.encoders.image = dict(name="image_cnn", kwargs=dict(
+    c.model.encoders.image = default.encoder(name="image_cnn", kwargs=dict(
         channels=(16, 32), strides=(2, 2), feature_dim=64))
     c.model.encoders.text.kwargs = dict(
         vocab_size=1000, max_len=32, width=64, depth=2, heads=2,

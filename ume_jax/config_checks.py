@@ -5,6 +5,9 @@ from typing import Any, Mapping
 
 from ume_jax import masking, methods, optim
 from ume_jax.models import classifier, registry
+from ume_jax.weights import graft
+
+_ENCODER_KEYS = {"name", "kwargs", "weights", "weights_path"}
 
 STAGES = ("all", "pretrain", "finetune", "eval")
 
@@ -92,6 +95,11 @@ def check_against_dataset(config, spec):
                         " probability in [0, 1).")
   for m in spec.modalities:
     enc = config.model.encoders[m]
+    unknown = set(enc) - _ENCODER_KEYS
+    if unknown:
+      raise ConfigError(
+          f"Unknown config keys {sorted(unknown)} under"
+          f" config.model.encoders.{m}; known: {sorted(_ENCODER_KEYS)}.")
     if enc.name not in registry.encoder_names():
       raise ConfigError(
           f"config.model.encoders.{m}.name = {enc.name!r} is not a registered"
@@ -103,6 +111,8 @@ def check_against_dataset(config, spec):
           f"Encoder {enc.name!r} (config.model.encoders.{m}) takes inputs of"
           f" {want} dims per example, but dataset {spec.name!r} gives"
           f" {m} examples of shape {shape}; choose an encoder for that shape.")
+  graft.check_config(config.model.encoders,
+                     lambda m: config.model.encoders[m].name)
   ints = [m for m, d in spec.input_dtypes.items() if "int" in str(d)]
   if config.model.substitute == "mean" and ints:
     raise ConfigError(

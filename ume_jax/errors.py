@@ -5,6 +5,7 @@ from ume_jax.config_checks import ConfigError
 from ume_jax.data import DataError
 from ume_jax.sharding import MeshError
 from ume_jax.trainer import TrainingError
+from ume_jax.weights import WeightsError
 
 USER_ERRORS = (CheckpointError, ConfigError, DataError, MeshError,
-               TrainingError)
+               TrainingError, WeightsError)

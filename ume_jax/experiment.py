@@ -16,6 +16,7 @@ from ume_jax import (config_checks, evaluation, methods, pretrained, reporting,
 from ume_jax import data as data_lib
 from ume_jax import metrics
 from ume_jax.metric_writer import announce
+from ume_jax.weights import graft
 
 
 def _stage_seed(config, offset: int) -> int:
@@ -24,9 +25,12 @@ def _stage_seed(config, offset: int) -> int:
 
 def pretrain(config, workdir, dataset, mesh, unimodal):
   for i, (m, method) in enumerate(unimodal.items()):
+    init = graft.initializer({m: config.model.encoders[m]},
+                             lambda _: "encoder")
     trainer.train(method, config.pretrain, dataset=dataset, mesh=mesh,
                   directory=pretrained.unimodal_dir(workdir, m),
-                  seed=_stage_seed(config, i), checkpoint_cfg=config.checkpoint,
+                  seed=_stage_seed(config, i), init_params=init,
+                  checkpoint_cfg=config.checkpoint,
                   log_every_steps=config.log_every_steps)
 
 
@@ -34,7 +38,9 @@ def finetune(config, workdir, dataset, mesh, unimodal, means):
   pretrain_root = config.finetune.get("pretrained_dir") or workdir
   for name in config.methods:
     method = methods.fusion(config, dataset.spec, name, means)
-    init, stage_cfg = None, config.scratch
+    # From scratch: the encoders' own pre-trained weights, if configured.
+    init = graft.initializer(config.model.encoders, lambda m: f"{m}_encoder")
+    stage_cfg = config.scratch
     if name in methods.PRETRAINED_INIT:
       stage_cfg = config.finetune
       init = functools.partial(

@@ -3,7 +3,9 @@ per-parameter-group learning-rate multipliers chosen by path regex.
 
 ``optim.lr_multipliers`` is a sequence of ``(regex, multiplier)``; the first
 regex that matches a parameter path (``'image_encoder/conv0/kernel'``) sets its
-multiplier; 0 freezes the parameter (no update, no optimizer state growth).
+multiplier; 0 freezes the parameter: no update, no optimizer state growth,
+and (``frozen_mask`` used by the train step) no gradient computed for it, so
+a frozen lower half of a pre-trained encoder costs no backward pass.
 """
 import re
 from typing import Any, Mapping, Sequence
@@ -49,10 +51,23 @@ def group_of(path: str, rules: Sequence[tuple[str, float]]) -> int:
   return len(rules)
 
 
+def _rules(cfg: Mapping[str, Any]) -> list[tuple[str, float]]:
+  return [(str(r), float(m)) for r, m in cfg.get("lr_multipliers", ()) or ()]
+
+
+def frozen_mask(params: Any, cfg: Mapping[str, Any]) -> Any:
+  """Tree of bools: True where ``cfg.lr_multipliers`` gives multiplier 0."""
+  rules = _rules(cfg)
+  multipliers = [m for _, m in rules] + [1.0]
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: multipliers[group_of(param_path(path), rules)] == 0.0,
+      params)
+
+
 def make_optimizer(cfg: Mapping[str, Any], total_steps: int
                    ) -> optax.GradientTransformation:
   """The optax transformation for one training stage."""
-  rules = [(str(r), float(m)) for r, m in cfg.get("lr_multipliers", ()) or ()]
+  rules = _rules(cfg)
   multipliers = [m for _, m in rules] + [1.0]
 
   def labels(params):

@@ -16,12 +16,26 @@ TrainLogitsFn = Callable[[Any, dict, jax.Array], jnp.ndarray]
 EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
 
 
+def _split(frozen: Any, params: Any) -> Any:
+  """The trainable part of ``params``: frozen leaves become None."""
+  return jax.tree.map(lambda f, x: None if f else x, frozen, params)
+
+
+def _merge(frozen: Any, params: Any, trainable: Any) -> Any:
+  return jax.tree.map(lambda f, x, t: x if f else t, frozen, params,
+                      trainable)
+
+
 def make_train_step(train_logits: TrainLogitsFn,
                     tx: optax.GradientTransformation, *, multilabel: bool,
-                    seed: int, example_weights=None):
+                    seed: int, example_weights=None, frozen: Any = None):
   """(state, batch) -> (state, scalar metrics).
 
   ``example_weights(batch)`` (B,), if given, weights each example's loss.
+  ``frozen`` (a tree of bools like the parameters), if given, marks
+  parameters that get no gradient: they are closed over rather than
+  differentiated, so XLA computes no backward pass below the lowest
+  trainable layer; their (zero) gradients are filled in for ``tx``.
   """
 
   def train_step(state: TrainState, batch: dict):
@@ -29,12 +43,17 @@ def make_train_step(train_logits: TrainLogitsFn,
 
     weights = None if example_weights is None else example_weights(batch)
 
-    def loss_fn(params):
-      logits = train_logits(params, batch, key)
+    mask = frozen if frozen is not None else jax.tree.map(
+        lambda _: False, state.params)
+
+    def loss_fn(trainable):
+      logits = train_logits(_merge(mask, state.params, trainable), batch, key)
       return metrics.loss(logits, batch["label"], multilabel, weights), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
+        _split(mask, state.params))
+    grads = jax.tree.map(lambda f, x, g: jnp.zeros_like(x) if f else g, mask,
+                         state.params, grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     valid = jnp.ones(logits.shape[:1], jnp.bool_)

@@ -116,7 +116,9 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   step_fn = jax.jit(
       steps.make_train_step(method.train_logits, tx,
                             multilabel=dataset.spec.multilabel, seed=seed,
-                            example_weights=method.example_weights),
+                            example_weights=method.example_weights,
+                            frozen=optim.frozen_mask(state_sh.params,
+                                                     stage_cfg.optim)),
       in_shardings=(state_sh, batch_sh),
       out_shardings=(state_sh, sharding.replicated(mesh)),
       donate_argnums=(0,))
