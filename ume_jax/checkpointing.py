@@ -7,12 +7,20 @@ lets us refuse, with a clear message, to resume or evaluate a checkpoint that
 belongs to another model. Saves are asynchronous; Orbax writes into a
 temporary directory and renames it when complete, so a crash never leaves a
 half-written step behind as the latest.
+
+A finished step can still be unreadable later (a truncated file, a disk
+error): restoring then warns, moves that step aside into
+``<directory>/corrupt/`` (kept for inspection, never deleted) and falls back
+to the newest step that reads.
 """
 import json
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
+from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 
@@ -58,6 +66,34 @@ class Checkpointer:
             model=ocp.args.JsonSave(self.fingerprint)),
         force=True)
 
+  def restore_latest(self, abstract_state: Any
+                     ) -> tuple[int, Any, dict] | None:
+    """(step, state, iterator state) of the newest readable step, or None.
+
+    Unreadable steps are moved aside to ``<directory>/corrupt/`` with a
+    warning; a checkpoint of another model is an error, not a fallback.
+    """
+    def read(step):
+      return self.restore(step, abstract_state)
+
+    found = _newest_readable(self._manager, self.directory, read,
+                             on_unreadable=self._move_aside)
+    if found is None:
+      return None
+    step, (state, iter_state) = found
+    return step, state, iter_state
+
+  def _move_aside(self, step: int):
+    """Renames step ``step`` into ``corrupt/`` (process 0; all wait)."""
+    if jax.process_index() == 0:
+      target = os.path.join(self.directory, "corrupt",
+                            f"{step}.{time.strftime('%Y%m%d-%H%M%S')}")
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      os.rename(os.path.join(self.directory, str(step)), target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f"ume_jax:aside:{step}")
+    self._manager.reload()
+
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """Restores ``state`` onto the shardings in ``abstract_state``."""
     check_fingerprint(self.directory, self.fingerprint, self._manager, step)
@@ -74,6 +110,28 @@ class Checkpointer:
   def close(self):
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _newest_readable(manager: ocp.CheckpointManager, directory: str,
+                     read: Callable[[int], Any],
+                     on_unreadable: Callable[[int], None] | None = None
+                     ) -> tuple[int, Any] | None:
+  """(step, read(step)) for the newest step that reads, or None."""
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      return step, read(step)
+    except CheckpointError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      # Anything else means the files of this step are damaged.
+      logging.warning(
+          "Checkpoint step %d in %s is unreadable (%s: %s); %s", step,
+          directory, type(e).__name__, str(e).splitlines()[0][:300],
+          "moving it to corrupt/ and trying the previous step."
+          if on_unreadable else "trying the previous step.")
+      if on_unreadable is not None:
+        on_unreadable(step)
+  return None
 
 
 def check_fingerprint(directory: str, expected: dict,
@@ -108,20 +166,24 @@ def restore_params(directory: str, fingerprint: dict, abstract_params: Any
       directory, options=ocp.CheckpointManagerOptions(
           create=False, enable_async_checkpointing=False),
       item_names=("state", "data_iter", "model"))
-  try:
-    step = manager.latest_step()
-    if step is None:
-      raise CheckpointError(
-          f"{directory} holds no finished checkpoint step; train that stage"
-          " first (an interrupted run leaves only temporary directories).")
+  def read(step):
     check_fingerprint(directory, fingerprint, manager, step)
-    restored = manager.restore(
+    return manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
             item={"params": abstract_params},
             restore_args=jax.tree.map(
                 lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding),
                 {"params": abstract_params}),
-            partial_restore=True)))
-    return restored["state"]["params"], step
+            partial_restore=True)))["state"]["params"]
+
+  try:
+    found = _newest_readable(manager, directory, read)
+    if found is None:
+      raise CheckpointError(
+          f"{directory} holds no readable checkpoint step; train that stage"
+          " first (an interrupted run leaves only temporary directories;"
+          " unreadable steps were reported above).")
+    step, params = found
+    return params, step
   finally:
     manager.close()

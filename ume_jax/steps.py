@@ -58,7 +58,11 @@ def make_train_step(train_logits: TrainLogitsFn,
     params = optax.apply_updates(state.params, updates)
     valid = jnp.ones(logits.shape[:1], jnp.bool_)
     counts = metrics.batch_counts(logits, batch["label"], valid, multilabel)
-    out = {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    grad_norm = optax.tree.norm(grads)
+    # Checked by the trainer before every checkpoint: a non-finite step
+    # must never be saved over the last good state.
+    out = {"loss": loss, "grad_norm": grad_norm,
+           "finite": jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
     if not multilabel:
       out["accuracy"] = counts["correct"] / counts["count"]
     new_state = TrainState(step=state.step + 1, params=params,

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import optax
 
-from ume_jax import checkpointing, optim, sharding, steps
+from ume_jax import checkpointing, optim, preemption, sharding, steps
 from ume_jax.methods import Method
 from ume_jax.metric_writer import MetricWriter, Progress, announce
 from ume_jax.train_state import TrainState
@@ -100,11 +100,11 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   batch_sh = sharding.batch_sharding(mesh)
   data_iter = dataset.train_iterator(stage_cfg.batch_size, batch_sh, seed=seed)
 
-  latest = ckpt.latest_step()
-  if latest is not None:
-    abstract = checkpointing.abstract_like(
-        jax.eval_shape(init_fn, init_key(seed)), state_sh)
-    state, iter_state = ckpt.restore(latest, abstract)
+  abstract = checkpointing.abstract_like(
+      jax.eval_shape(init_fn, init_key(seed)), state_sh)
+  restored = ckpt.restore_latest(abstract)
+  if restored is not None:
+    latest, state, iter_state = restored
     data_iter.set_state(iter_state)
     announce(f"{method.name}: resumed from step {latest} of {num_steps} in"
              f" {directory}")
@@ -126,21 +126,46 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   writer = MetricWriter(directory)
   start = int(jax.device_get(state.step))
   progress = Progress(method.name, num_steps, start)
+  unchecked = []   # (step, device bool "finite") since the last check
   try:
-    for step in range(start + 1, num_steps + 1):
-      state, scalars = step_fn(state, next(data_iter))
-      if step % log_every_steps == 0 or step == num_steps:
-        scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
-        if not np.isfinite(scalars["loss"]):
-          raise TrainingError(
-              f"{method.name}: loss is {scalars['loss']} at step {step}; lower"
-              " the learning rate or set optim.grad_clip_norm.")
-        scalars["steps_per_s"] = progress.report(step, scalars)
-        writer.write(step, scalars)
-      if step % every == 0 or step == num_steps:
-        ckpt.save(step, state, data_iter.get_state())
+    with preemption.Watch() as watch:
+      for step in range(start + 1, num_steps + 1):
+        state, scalars = step_fn(state, next(data_iter))
+        unchecked.append((step, scalars.pop("finite")))
+        save = step % every == 0 or step == num_steps
+        preempted = watch.reached(step)
+        if save or preempted or step % log_every_steps == 0:
+          _check_finite(unchecked, method.name, ckpt)
+          unchecked = []
+        if step % log_every_steps == 0 or step == num_steps:
+          scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
+          scalars["steps_per_s"] = progress.report(step, scalars)
+          writer.write(step, scalars)
+        if save or preempted:
+          ckpt.save(step, state, data_iter.get_state())
+        if preempted and step < num_steps:
+          ckpt.wait()
+          raise preemption.Preempted(method.name, step, directory)
   finally:
     ckpt.close()
     writer.close()
     data_iter.close()
   return state.params
+
+
+def _check_finite(unchecked: list, name: str, ckpt) -> None:
+  """Raises naming the first step whose loss or gradient was not finite."""
+  if not unchecked:
+    return
+  flags = jax.device_get([f for _, f in unchecked])
+  bad = [step for (step, _), ok in zip(unchecked, flags) if not ok]
+  if bad:
+    ckpt.wait()
+    kept = ckpt.latest_step()
+    raise TrainingError(
+        f"{name}: the loss or its gradient became non-finite at step"
+        f" {bad[0]}; stopped without saving it. "
+        + (f"The last good checkpoint (step {kept}) is kept in"
+           f" {ckpt.directory}. " if kept is not None else "")
+        + "Lower the learning rate, set optim.grad_clip_norm, or check the"
+        " input data for NaN/inf.")
