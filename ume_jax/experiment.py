@@ -10,9 +10,9 @@ stage or ``all``. Layout of a workdir::
 import functools
 import os
 
-from ume_jax import (config_checks, evaluation, methods, pretrained, reporting,
-                     results as results_lib, scenarios as scenarios_lib,
-                     sharding, trainer)
+from ume_jax import (config_checks, evaluation, methods, preemption,
+                     pretrained, reporting, results as results_lib,
+                     scenarios as scenarios_lib, sharding, trainer)
 from ume_jax import data as data_lib
 from ume_jax import metrics
 from ume_jax.metric_writer import announce
@@ -104,13 +104,14 @@ def run(config, workdir: str) -> dict | None:
            else None)
   unimodal = {m: methods.unimodal(config, dataset.spec, m, means)
               for m in dataset.spec.modalities}
-  if config.stage in ("all", "pretrain"):
-    pretrain(config, workdir, dataset, mesh, unimodal)
-  if config.stage in ("all", "finetune"):
-    finetune(config, workdir, dataset, mesh, unimodal, means)
-  if config.stage not in ("all", "eval"):
-    return None
-  results = evaluate(config, workdir, dataset, mesh, unimodal, means)
+  with preemption.notices():
+    if config.stage in ("all", "pretrain"):
+      pretrain(config, workdir, dataset, mesh, unimodal)
+    if config.stage in ("all", "finetune"):
+      finetune(config, workdir, dataset, mesh, unimodal, means)
+    if config.stage not in ("all", "eval"):
+      return None
+    results = evaluate(config, workdir, dataset, mesh, unimodal, means)
   table = reporting.write_results(results, workdir)
   print(table, flush=True)
   return results

@@ -1,9 +1,10 @@
 """Entry point: ``python -m ume_jax.main --config=configs/default.py --workdir=DIR``.
 
 Config overrides: ``--config.pretrain.num_epochs=3``; variants:
-``--config=configs/default.py:small``. Multi-host: ``--distributed`` calls
-``jax.distributed.initialize()`` (coordinator from the environment, as set by
-TPU pods, SLURM, or ``launch/``'s scripts).
+``--config=configs/default.py:small``. Several processes (TPU pods, SLURM,
+``launch/``'s scripts): ``--distributed`` or ``UME_JAX_DISTRIBUTED=1`` starts
+JAX's distributed runtime first; see ``distributed.py`` for where the peers
+come from.
 """
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -13,14 +14,21 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and"
                                " results are written.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Call jax.distributed.initialize() first. On TPU"
-    " pods, SLURM and similar clusters it finds its peers by itself;"
-    " elsewhere give the three flags below.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
-                                   "host:port of process 0.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None,
-                                      "Number of processes in the job.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's rank.")
+    "distributed", False, "Start jax.distributed first (also: env"
+    " UME_JAX_DISTRIBUTED=1). On TPU pods, SLURM and Open MPI it finds its"
+    " peers by itself; elsewhere give the three flags below.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0 (env"
+    " UME_JAX_COORDINATOR).")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", None, "Number of processes in the job (env"
+    " UME_JAX_NUM_PROCESSES).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's rank, 0..num_processes-1 (env"
+    " UME_JAX_PROCESS_ID).")
+_TIMEOUT = flags.DEFINE_integer(
+    "distributed_timeout_s", 900, "How long to wait for every process to"
+    " join before giving up.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -31,22 +39,25 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  import jax  # after flag parsing, so XLA flags set by launchers apply
-  if _DISTRIBUTED.value:
-    if jax.config.jax_platforms in ("cpu",) or _COORDINATOR.value:
-      # CPU processes need a collectives backend for cross-process arrays.
-      jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value,
-                               _PROCESS_ID.value)
-  logging.info("process %d/%d, %d local / %d global devices",
-               jax.process_index(), jax.process_count(),
-               jax.local_device_count(), jax.device_count())
-  from ume_jax import errors, experiment
+  from ume_jax import distributed
+  try:
+    distributed.initialize(
+        _DISTRIBUTED.value, coordinator_address=_COORDINATOR.value,
+        num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value,
+        timeout_s=_TIMEOUT.value)
+  except distributed.DistributedError as e:
+    raise SystemExit(f"error: {e}") from None
+  # Imported after the runtime started: nothing may touch a JAX backend
+  # before jax.distributed.initialize.
+  from ume_jax import errors, experiment, preemption
   try:
     experiment.run(_CONFIG.value, _WORKDIR.value)
   except errors.USER_ERRORS as e:
     # A bad config, data dir or checkpoint: one paragraph, no traceback.
     raise SystemExit(f"error: {e}") from None
+  except preemption.Preempted as e:
+    print(f"preempted: {e}", flush=True)
+    raise SystemExit(preemption.EXIT_STATUS) from None
 
 
 def _parse_flags(argv):

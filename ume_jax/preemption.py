@@ -6,13 +6,15 @@ Schedulers announce preemption (and SLURM an approaching time limit, with
 checkpoint of that step and raises ``Preempted``, and a rerun of the same
 command resumes from it.
 
-- One process: a Python SIGTERM handler sets a flag (installed only while
-  training, the previous handler restored after).
+- One process: a Python SIGTERM handler sets a flag (installed by
+  ``notices()`` for the whole job, the previous handler restored after). A
+  notice during evaluation lets evaluation finish: it has nothing to save.
 - Several processes: every process must save the *same* step, so the
   decision is JAX's preemption sync point, which the distributed runtime
   (``jax.distributed.initialize``) arms on SIGTERM and agrees on across
   processes.
 """
+import contextlib
 import signal
 import threading
 
@@ -34,36 +36,44 @@ class Preempted(Exception):
     self.step = step
 
 
-class Watch:
-  """Context manager: ``reached(step)`` is True once a notice arrived."""
+_NOTICE = threading.Event()
 
-  def __init__(self):
-    self._flag = threading.Event()
-    self._previous = None
-    self._multiprocess = jax.process_count() > 1
 
-  def __enter__(self):
-    # signal.signal only works on the main thread; elsewhere (a test runner
-    # thread) preemption is simply not watched.
-    if (not self._multiprocess
-        and threading.current_thread() is threading.main_thread()):
-      self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-    return self
+def _on_sigterm(signum, frame):
+  del signum, frame
+  _NOTICE.set()
 
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      self._previous = None
+
+@contextlib.contextmanager
+def notices():
+  """Within this block SIGTERM is a notice instead of the end of the process.
+
+  ``experiment.run`` holds it for the whole job, so a notice that arrives
+  between stages (while compiling or evaluating) is acted on at the next
+  training step. Only on the main thread of a single process: several
+  processes use JAX's preemption service (see ``reached``).
+  """
+  if (jax.process_count() > 1
+      or threading.current_thread() is not threading.main_thread()):
+    yield
+    return
+  _NOTICE.clear()
+  previous = signal.signal(signal.SIGTERM, _on_sigterm)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def reached(step: int) -> bool:
+  """True when the job should checkpoint ``step`` and stop.
+
+  Called after every training step by every process (the sync point's
+  protocol needs all processes to call it at each step).
+  """
+  if jax.process_count() == 1:
+    return _NOTICE.is_set()
+  try:
+    return multihost_utils.reached_preemption_sync_point(step)
+  except RuntimeError:   # preemption service disabled in this runtime
     return False
-
-  def _on_sigterm(self, signum, frame):
-    del signum, frame
-    self._flag.set()
-
-  def reached(self, step: int) -> bool:
-    if not self._multiprocess:
-      return self._flag.is_set()
-    try:
-      return multihost_utils.reached_preemption_sync_point(step)
-    except RuntimeError:   # preemption service disabled in this runtime
-      return False

@@ -128,24 +128,23 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   progress = Progress(method.name, num_steps, start)
   unchecked = []   # (step, device bool "finite") since the last check
   try:
-    with preemption.Watch() as watch:
-      for step in range(start + 1, num_steps + 1):
-        state, scalars = step_fn(state, next(data_iter))
-        unchecked.append((step, scalars.pop("finite")))
-        save = step % every == 0 or step == num_steps
-        preempted = watch.reached(step)
-        if save or preempted or step % log_every_steps == 0:
-          _check_finite(unchecked, method.name, ckpt)
-          unchecked = []
-        if step % log_every_steps == 0 or step == num_steps:
-          scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
-          scalars["steps_per_s"] = progress.report(step, scalars)
-          writer.write(step, scalars)
-        if save or preempted:
-          ckpt.save(step, state, data_iter.get_state())
-        if preempted and step < num_steps:
-          ckpt.wait()
-          raise preemption.Preempted(method.name, step, directory)
+    for step in range(start + 1, num_steps + 1):
+      state, scalars = step_fn(state, next(data_iter))
+      unchecked.append((step, scalars.pop("finite")))
+      save = step % every == 0 or step == num_steps
+      preempted = preemption.reached(step)
+      if save or preempted or step % log_every_steps == 0:
+        _check_finite(unchecked, method.name, ckpt)
+        unchecked = []
+      if step % log_every_steps == 0 or step == num_steps:
+        scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
+        scalars["steps_per_s"] = progress.report(step, scalars)
+        writer.write(step, scalars)
+      if save or preempted:
+        ckpt.save(step, state, data_iter.get_state())
+      if preempted:
+        ckpt.wait()
+        raise preemption.Preempted(method.name, step, directory)
   finally:
     ckpt.close()
     writer.close()
