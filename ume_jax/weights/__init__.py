@@ -2,7 +2,7 @@
 
 Importing this package registers the built-in weight sets.
 """
-from ume_jax.weights import vgg16, whisper  # noqa: F401  (registers them)
+from ume_jax.weights import minilm, vgg16, whisper  # noqa: F401  (registers them)
 from ume_jax.weights.registry import (WeightSet, WeightsError, load, locate,
                                       register_weights, weight_names)
 
