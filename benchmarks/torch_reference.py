@@ -23,10 +23,17 @@ Padding: XLA's 'SAME' for a 3x3 stride-2 conv on an even size pads (0, 1)
 an extra copy per layer, i.e. torch's best practice.
 
 Layout: NCHW tensors in ``channels_last`` memory format (oneDNN's preferred
-layout on CPU) unless ``channels_last=False``. Flattening goes through
-``permute(0, 2, 3, 1)``, i.e. (h, w, c) order like the JAX model's NHWC
-reshape, and is a free view in channels_last memory.
+layout on CPU, cuDNN's for tensor cores) unless ``channels_last=False``.
+Flattening goes through ``permute(0, 2, 3, 1)``, i.e. (h, w, c) order like the
+JAX model's NHWC reshape, and is a free view in channels_last memory.
+
+Device: ``TorchTrainer(device="cuda")`` puts the model, the optimizer state,
+the mask generator and (through ``prepare``) the batches on the GPU, so a step
+never copies between host and device nor waits for the GPU: the caller
+synchronises before reading its clock. ``autocast_dtype=torch.bfloat16`` runs
+the forward under ``torch.autocast`` (parameters and optimizer stay float32).
 """
+import contextlib
 import math
 from typing import Sequence
 
@@ -118,11 +125,16 @@ class LateFusion(nn.Module):
 
 def train_present(data_present: torch.Tensor, drop_probs: Sequence[float],
                   generator: torch.Generator | None = None) -> torch.Tensor:
-  """Torch version of ``ume_jax.masking.train_present`` (same semantics)."""
-  p = torch.tensor(drop_probs, dtype=torch.float32)
-  u = torch.rand(data_present.shape, generator=generator)
+  """Torch version of ``ume_jax.masking.train_present`` (same semantics).
+
+  Draws on ``data_present``'s device; ``generator`` must live there too, and
+  ``drop_probs`` is best a tensor already there (no copy per step).
+  """
+  device = data_present.device
+  p = torch.as_tensor(drop_probs, dtype=torch.float32, device=device)
+  u = torch.rand(data_present.shape, generator=generator, device=device)
   present = (u >= p) & data_present
-  scores = torch.rand(data_present.shape, generator=generator)
+  scores = torch.rand(data_present.shape, generator=generator, device=device)
   scores = torch.where(data_present, scores, torch.full_like(scores, -1.0))
   rescued = F.one_hot(scores.argmax(1), data_present.shape[1]).bool()
   nothing_left = ~present.any(1, keepdim=True)
@@ -135,7 +147,7 @@ def substitute_zeros(inputs: dict, present: torch.Tensor,
   for i, m in enumerate(modalities):
     x = inputs[m]
     keep = present[:, i].reshape((-1,) + (1,) * (x.dim() - 1))
-    out[m] = torch.where(keep, x, torch.zeros((), dtype=x.dtype))
+    out[m] = torch.where(keep, x, x.new_zeros(()))  # x's device and dtype
   return out
 
 
@@ -157,7 +169,9 @@ class TorchTrainer:
 
   ``batch`` holds NCHW inputs per modality, ``present`` (B, M) bool and
   ``label`` (B,) int64. Metrics stay tensors (no host sync per step), like the
-  JAX step whose metrics are not fetched either.
+  JAX step whose metrics are not fetched either. ``device``: where everything
+  lives (``prepare`` moves batches there); ``autocast_dtype``: run the
+  forward and loss under ``torch.autocast`` in that dtype (None: float32).
   """
 
   def __init__(self, input_shapes: dict, num_classes: int = 10, *,
@@ -167,17 +181,25 @@ class TorchTrainer:
                drop_probs: Sequence[float] = (0.5, 0.5),
                channels_last: bool = True, exact_padding: bool = False,
                optimizer_impl: str = "fused", compile_mode: str | None = None,
-               encoders: dict | None = None, seed: int = 0):
+               encoders: dict | None = None, seed: int = 0,
+               device: str | torch.device = "cpu",
+               autocast_dtype: torch.dtype | None = None):
     torch.manual_seed(seed)
+    self.device = torch.device(device)
+    self.autocast_dtype = autocast_dtype
+    # Initialised on the CPU (same values whatever the device), then moved
+    # before the optimizer exists, so its state is created on the device.
     self.model = LateFusion(input_shapes, num_classes,
                             exact_padding=exact_padding, encoders=encoders)
     self.channels_last = channels_last
+    self.model = self.model.to(self.device)
     if channels_last:
       self.model = self.model.to(memory_format=torch.channels_last)
     self.modalities = self.model.modalities
-    self.drop_probs = tuple(drop_probs)
+    self.drop_probs = torch.tensor(drop_probs, dtype=torch.float32,
+                                   device=self.device)
     self.clip = clip
-    self.generator = torch.Generator().manual_seed(seed)
+    self.generator = torch.Generator(device=self.device).manual_seed(seed)
     enc = [p for n, p in self.model.named_parameters() if n.startswith("enc")]
     rest = [p for n, p in self.model.named_parameters()
             if not n.startswith("enc")]
@@ -201,15 +223,21 @@ class TorchTrainer:
       self._loss_fn = torch.compile(self._forward_loss, mode=compile_mode,
                                     dynamic=False)
 
+  def _autocast(self):
+    if self.autocast_dtype is None:
+      return contextlib.nullcontext()
+    return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
   def _forward_loss(self, inputs, present, label):
     inputs = substitute_zeros(inputs, present, self.modalities)
     logits = self.model(inputs)
     return F.cross_entropy(logits, label), logits
 
   def prepare(self, batch: dict) -> dict:
-    out = dict(batch)
+    """The batch on ``device``, inputs in the model's memory format."""
+    out = {k: v.to(self.device) for k, v in batch.items()}
     for m in self.modalities:
-      x = batch[m]
+      x = out[m]
       if self.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
       out[m] = x
@@ -219,8 +247,9 @@ class TorchTrainer:
     present = train_present(batch["present"], self.drop_probs, self.generator)
     inputs = {m: batch[m] for m in self.modalities}
     self.opt.zero_grad(set_to_none=True)
-    loss, logits = self._loss_fn(inputs, present, batch["label"])
-    loss.backward()
+    with self._autocast():
+      loss, logits = self._loss_fn(inputs, present, batch["label"])
+    loss.backward()  # outside autocast, as torch recommends
     grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip,
                                                foreach=True)
     self.opt.step()

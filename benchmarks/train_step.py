@@ -2,6 +2,7 @@
 
     .venv/bin/pip install torch==2.13.0     # optional benchmark extra
     .venv/bin/python benchmarks/train_step.py [--quick]
+    python benchmarks/train_step.py --device gpu [--dtype bfloat16]
 
 JAX side: the project's own code, exactly as ``ume_jax/trainer.py`` runs it
 (``methods.fusion(config, spec, "mma")``, ``optim.make_optimizer(
@@ -16,14 +17,37 @@ over ~``--seconds`` of steps, ``--repeats`` times, JAX and torch interleaved
 (alternating which goes first); the table shows medians. The last line is
 ``ratio_jax_over_torch=<median over batch sizes of jax/torch samples/s>``.
 
+``--device gpu``: JAX on a 1-device mesh of the first GPU, torch on ``cuda``
+(model, optimizer state, mask generator and the cycled batches all resident
+there; fused AdamW; ``cudnn.benchmark``, since XLA autotunes its kernels too);
+a timed run ends with ``block_until_ready`` / ``torch.cuda.synchronize()``
+before the clock is read. Batches default to 128,512,2048: smaller ones mostly
+time kernel launches. ``--torch_threads`` is ignored there. ``--tf32`` makes
+the float32 precision the same on both sides: JAX's GPU default for float32
+dots and convs is TF32 while torch's matmuls default to full float32 (its
+cuDNN convs to TF32); on an H200 (jax 0.11.2, torch 2.11) a 2048^2 float32
+matmul erred by 2.8e-4 (relative) on both sides with TF32, 1.7e-6 without.
+``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (unless set) so JAX does not take 75%
+of the GPU before torch starts. Without a GPU, ``--device gpu`` exits at once
+with a one-line error. ``--device cpu`` (the default) sets
+``JAX_PLATFORMS=cpu`` unless set, so that on a GPU machine the JAX side runs
+on the CPU like torch's.
+
+``--dtype bfloat16``: the ume_jax encoders get ``dtype="bfloat16"`` in their
+kwargs, torch runs its forward under ``torch.autocast``; parameters and
+optimizers stay float32 on both sides. The run refuses to start while the
+JAX encoders' dots/convs still compute in float32 (see ``_check_jax_dtype``).
+
 ``--xla_flags`` is put into ``XLA_FLAGS`` before jax is imported (for flag
 experiments); ``--jax_variant`` selects prototypes of changes to the JAX step
 that are not (yet) in ume_jax (see ``_VARIANTS``).
 """
 import argparse
+import dataclasses
 import math
 import os
 import pathlib
+import re
 import statistics
 import sys
 import time
@@ -34,6 +58,10 @@ MODALITIES = ("image", "audio")
 INPUT_SHAPES = {"image": (28, 28, 1), "audio": (40, 40, 1)}
 NUM_CLASSES = 10
 TOTAL_STEPS = 100_000  # schedule length; long enough never to reach its end.
+# Per --device: (default batch sizes, --quick's); small GPU batches time only
+# kernel launches.
+BATCH_SIZES = {"cpu": ("32,64,128,256", "32,128"),
+               "gpu": ("128,512,2048", "128,2048")}
 
 
 def _spec():
@@ -43,27 +71,65 @@ def _spec():
                      multilabel=False, split_sizes={"train": 7000})
 
 
+def _build_encoder(config, modality):
+  from ume_jax.models import registry  # pylint: disable=g-import-not-at-top
+  enc = config.model.encoders[modality]
+  return registry.build_encoder(enc.name, dict(enc.get("kwargs", {}) or {}))
+
+
 def encoder_kwargs(config):
   """{modality: ConvEncoder fields} of the configured ume_jax encoders, so
-  the torch twin mirrors whatever ume_jax currently builds."""
-  from ume_jax.models import registry  # pylint: disable=g-import-not-at-top
+  the torch twin mirrors whatever ume_jax currently builds. The encoders'
+  ``dtype`` is left out: torch gets it as autocast (``--dtype``)."""
   out = {}
   for m in MODALITIES:
-    enc = config.model.encoders[m]
-    mod = registry.build_encoder(enc.name, dict(enc.get("kwargs", {}) or {}))
-    if mod.dtype != "float32":
-      raise NotImplementedError(f"{m}: dtype {mod.dtype}")
+    mod = _build_encoder(config, m)
     out[m] = dict(channels=tuple(mod.channels), strides=tuple(mod.strides),
                   kernel_size=mod.kernel_size, feature_dim=mod.feature_dim)
   return out
 
 
-def get_config(image_strides=None):
+def get_config(image_strides=None, dtype="float32"):
   from configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   if image_strides:
     config.model.encoders.image.kwargs = {"strides": tuple(image_strides)}
+  if dtype != "float32":
+    for m in MODALITIES:
+      enc = config.model.encoders[m]
+      enc.kwargs = {**dict(enc.get("kwargs", {}) or {}), "dtype": dtype}
   return config
+
+
+_MATMUL_RESULT = re.compile(
+    r":(\w+)\[[^\]]*\] = (?:dot_general|conv_general_dilated)\b")
+
+
+def _check_jax_dtype(config, dtype):
+  """Exits unless every dot/conv of the JAX encoders yields ``dtype``.
+
+  An encoder's ``dtype`` field only counts if its layers compute in it: one
+  that casts its input and lets Flax promote it back to float32 at the first
+  float32 kernel would time a float32 model against torch's bf16 one.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  for m in MODALITIES:
+    mod = _build_encoder(config, m)
+    x = jnp.zeros((1,) + INPUT_SHAPES[m], jnp.float32)
+    variables = jax.eval_shape(mod.init, jax.random.key(0), x)
+    found = set(_MATMUL_RESULT.findall(str(jax.make_jaxpr(mod.apply)(
+        variables, x))))
+    want = {"float32": "f32", "bfloat16": "bf16"}[dtype]  # jaxpr's names
+    if found != {want}:
+      _fail(f"--dtype {dtype}: the {m} encoder's dots/convs compute in"
+            f" {sorted(found)}, not {want} ({type(mod).__name__}'s dtype"
+            " field does not reach its conv/dense layers)")
+
+
+def _fail(message):
+  """One line on stderr and exit status 1 instead of a traceback."""
+  sys.exit(f"train_step.py: {message}")
 
 
 def _numpy_batches(batch_size, count=4, seed=0):
@@ -86,14 +152,16 @@ def _numpy_batches(batch_size, count=4, seed=0):
 class JaxRunner:
   """The trainer's jitted train step on fresh state; ``run(n)`` does n steps."""
 
-  def __init__(self, variant="trainer", config=None):
+  def __init__(self, variant="trainer", config=None, devices=None):
+    """``devices``: the mesh's (None: all of ``jax.devices()``); batches are
+    put on it, the state is created on it."""
     import jax  # pylint: disable=g-import-not-at-top
     from ume_jax import methods, sharding  # pylint: disable=g-import-not-at-top
     self.jax = jax
     self.config = config or get_config()
     self.spec = _spec()
     self.method = methods.fusion(self.config, self.spec, "mma", None)
-    self.mesh = sharding.build_mesh(self.config.mesh)
+    self.mesh = sharding.build_mesh(self.config.mesh, devices)
     self.batch_sh = sharding.batch_sharding(self.mesh)
     self.variant = variant
     build = _VARIANTS[variant]
@@ -120,17 +188,17 @@ class JaxRunner:
 def _trainer_step(runner, train_logits=None, tx=None, opt_cfg=None):
   """Exactly what ``ume_jax.trainer.train`` jits."""
   jax = runner.jax
-  from ume_jax import optim, sharding, steps, trainer  # pylint: disable=g-import-not-at-top
+  from ume_jax import optim, trainer  # pylint: disable=g-import-not-at-top
   tx = tx or optim.make_optimizer(opt_cfg or runner.config.finetune.optim,
                                   TOTAL_STEPS)
   init_fn, state_sh = trainer.plan_state(runner.method, tx, runner.mesh)
   state = init_fn(trainer.init_key(runner.config.seed))
-  step_fn = jax.jit(
-      steps.make_train_step(train_logits or runner.method.train_logits, tx,
-                            multilabel=False, seed=runner.config.seed),
-      in_shardings=(state_sh, runner.batch_sh),
-      out_shardings=(state_sh, sharding.replicated(runner.mesh)),
-      donate_argnums=(0,))
+  method = runner.method
+  if train_logits is not None:
+    method = dataclasses.replace(method, train_logits=train_logits)
+  step_fn = trainer.jit_train_step(
+      method, tx, runner.config.finetune, state_sh, runner.batch_sh,
+      runner.mesh, multilabel=False, seed=runner.config.seed)
   return tx, step_fn, state
 
 
@@ -282,19 +350,26 @@ _VARIANTS = {
 
 
 class TorchRunner:
-  """``torch_reference.TorchTrainer`` on cycled batches; ``run(n)``."""
+  """``torch_reference.TorchTrainer`` on cycled batches; ``run(n)``.
+
+  ``threads``: intra-op CPU threads, set before each run (None on a GPU,
+  where the host only launches kernels); ``device``: where model, optimizer
+  state and batches live; ``run`` waits for the device before returning.
+  """
 
   def __init__(self, threads=2, compile_mode=None, optimizer_impl="fused",
-               channels_last=True, exact_padding=False, encoders=None):
+               channels_last=True, exact_padding=False, encoders=None,
+               device="cpu", autocast_dtype=None):
     import torch  # pylint: disable=g-import-not-at-top
     from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
     self.torch = torch
     self.threads = threads
+    self.device = torch.device(device)
     self.trainer = torch_reference.TorchTrainer(
         INPUT_SHAPES, NUM_CLASSES, channels_last=channels_last,
         exact_padding=exact_padding, optimizer_impl=optimizer_impl,
         compile_mode=compile_mode, total_steps=TOTAL_STEPS,
-        encoders=encoders)
+        encoders=encoders, device=self.device, autocast_dtype=autocast_dtype)
     self.batches = {}
 
   def set_batch_size(self, batch_size):
@@ -311,10 +386,13 @@ class TorchRunner:
     self.current = self.batches[batch_size]
 
   def run(self, n):
-    self.torch.set_num_threads(self.threads)
+    if self.threads:
+      self.torch.set_num_threads(self.threads)
     out = None
     for i in range(n):
       out, _ = self.trainer.step(self.current[i % len(self.current)])
+    if self.device.type == "cuda":
+      self.torch.cuda.synchronize(self.device)  # CUDA launches are async
     return out
 
 
@@ -322,17 +400,22 @@ class TorchRunner:
 # Checks and timing.
 
 
-def check_equivalence(jax_runner):
+def check_equivalence(config):
   """Same weights in both models: logits shapes/values, loss and grad norm
-  agree (exact XLA SAME padding on the torch side); initial losses ~ln 10."""
+  agree (exact XLA SAME padding on the torch side); initial losses ~ln 10.
+
+  Always in float32 and at full precision (JAX on its default device, torch
+  on the CPU): it checks the two models are the same function, whatever
+  precision the timed runs use.
+  """
   import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  from ume_jax import trainer  # pylint: disable=g-import-not-at-top
+  from ume_jax import methods, trainer  # pylint: disable=g-import-not-at-top
   from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
 
-  method = jax_runner.method
+  method = methods.fusion(config, _spec(), "mma", None)
   params = method.model.init(trainer.init_key(0),
                              *method.example_inputs(1))["params"]
   params = jax.tree.map(np.asarray, __import__("flax").linen.meta.unbox(
@@ -345,14 +428,15 @@ def check_equivalence(jax_runner):
     return optax.softmax_cross_entropy_with_integer_labels(
         logits, b["label"]).mean(), logits
 
-  (jl, jlogits), jg = jax.value_and_grad(jloss, has_aux=True)(params)
+  with jax.default_matmul_precision("highest"):  # no TF32 on a GPU
+    (jl, jlogits), jg = jax.value_and_grad(jloss, has_aux=True)(params)
   jgn = float(optax.tree.norm(jg))
 
   results = {}
   for exact in (True, False):
     model = torch_reference.LateFusion(
         INPUT_SHAPES, NUM_CLASSES, exact_padding=exact,
-        encoders=encoder_kwargs(jax_runner.config))
+        encoders=encoder_kwargs(config))
     torch_reference.load_from_jax(model, params)
     model = model.to(memory_format=torch.channels_last)
     tb = {m: torch.from_numpy(b[m]).permute(0, 3, 1, 2).contiguous(
@@ -439,23 +523,35 @@ def print_table(results, names):
   return {n: statistics.median(v) for n, v in ratios.items() if v}
 
 
-def main():
+def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
+                      help="where both sides run (gpu: the first GPU)")
+  parser.add_argument("--dtype", default="float32",
+                      choices=("float32", "bfloat16"),
+                      help="compute dtype: ume_jax encoders' dtype field /"
+                      " torch.autocast; parameters stay float32")
+  parser.add_argument("--tf32", default="on", choices=("on", "off"),
+                      help="GPU float32 dots/convs in TF32 on both sides"
+                      " (on: JAX's default) or in full float32 (off)")
   parser.add_argument("--quick", action="store_true",
-                      help="batches 32,128; 0.7 s x 3 repeats")
-  parser.add_argument("--batch_sizes", default="32,64,128,256")
-  parser.add_argument("--seconds", type=float, default=3.0,
-                      help="target seconds per timed repeat")
-  parser.add_argument("--repeats", type=int, default=5)
+                      help="batches 32,128 (gpu: 128,2048); 0.7 s x 3"
+                      " repeats; flags given explicitly win")
+  parser.add_argument("--batch_sizes", default=None,
+                      help=f"cpu: {BATCH_SIZES['cpu'][0]},"
+                      f" gpu: {BATCH_SIZES['gpu'][0]}")
+  parser.add_argument("--seconds", type=float, default=None,
+                      help="target seconds per timed repeat (3)")
+  parser.add_argument("--repeats", type=int, default=None, help="(5)")
   parser.add_argument("--torch_compile", default="off",
                       choices=("off", "default", "max-autotune-no-cudagraphs"),
-                      help="torch.compile the forward+loss (UNTESTED: not"
-                      " tried yet on this machine; the table uses eager)")
+                      help="torch.compile the forward+loss ('default' ran on"
+                      " an H200; not tried on CPU)")
   parser.add_argument("--torch_optimizer", default="fused",
                       choices=("fused", "foreach", "loop"))
   parser.add_argument("--torch_threads", default="2,1",
                       help="one torch runner per thread count; ratios use"
-                      " the fastest per batch size")
+                      " the fastest per batch size (ignored on gpu)")
   parser.add_argument("--xla_flags", default=None,
                       help="appended to XLA_FLAGS before importing jax")
   parser.add_argument("--jax_variant", default="trainer",
@@ -467,41 +563,127 @@ def main():
   parser.add_argument("--no_torch", action="store_true")
   parser.add_argument("--no_check", action="store_true")
   args = parser.parse_args()
-  if args.quick:
-    args.batch_sizes, args.seconds, args.repeats = "32,128", 0.7, 3
+  default_sizes, quick_sizes = BATCH_SIZES[args.device]
+  if args.batch_sizes is None:
+    args.batch_sizes = quick_sizes if args.quick else default_sizes
+  if args.seconds is None:
+    args.seconds = 0.7 if args.quick else 3.0
+  if args.repeats is None:
+    args.repeats = 3 if args.quick else 5
+  return args
 
+
+def set_environment(args):
+  """Variables jax reads at import (so: before it is imported)."""
   if args.xla_flags:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " +
                                args.xla_flags).strip()
-  import jax  # pylint: disable=g-import-not-at-top
-  print(f"jax {jax.__version__} devices {jax.devices()}"
-        f" XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+  if args.device == "cpu":
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  else:
+    # Grow on demand: by default JAX takes 75% of the GPU at its first
+    # allocation, leaving torch the rest.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-  config = get_config([int(s) for s in args.image_strides.split(",")]
-                      if args.image_strides else None)
+
+def jax_devices(args):
+  """The devices of the JAX mesh: every CPU device (as before --device
+  existed), or the first GPU; a one-line exit when there is none."""
+  import jax  # pylint: disable=g-import-not-at-top
+  platform = args.device
+  try:
+    devices = jax.devices(platform)
+  except RuntimeError as e:
+    _fail(f"--device {platform}: no {platform.upper()} visible to jax"
+          f" {jax.__version__} ({str(e).splitlines()[0]})")
+  if platform == "gpu":
+    devices = devices[:1]
+    if args.tf32 == "off":
+      jax.config.update("jax_default_matmul_precision", "highest")
+  return devices
+
+
+def torch_device(args):
+  """``cpu``, or ``cuda:0`` set up like XLA (autotuned convs, TF32 as
+  --tf32); a one-line exit when torch sees no GPU."""
+  if args.device == "cpu":
+    # Passive OpenMP waiting: with the default (spinning) policy, 2 torch
+    # threads on a 2-core machine that runs anything else are 5-20x slower
+    # than 1 thread (measured); PASSIVE removes that cliff.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+  import torch  # pylint: disable=g-import-not-at-top
+  if args.device == "cpu":
+    return torch.device("cpu")
+  if not torch.cuda.is_available():
+    _fail(f"--device gpu: no GPU visible to torch {torch.__version__}"
+          " (torch.cuda.is_available() is False)")
+  tf32 = args.tf32 == "on"
+  torch.set_float32_matmul_precision("high" if tf32 else "highest")
+  torch.backends.cudnn.allow_tf32 = tf32
+  torch.backends.cudnn.benchmark = True
+  return torch.device("cuda", 0)
+
+
+def device_name(device):
+  """'NVIDIA H200 (cuda:0)' / 'cpu (cpu:0)' for a jax or torch device."""
+  if hasattr(device, "device_kind"):  # jax
+    return f"{device.device_kind} ({device})"
+  import torch  # pylint: disable=g-import-not-at-top
+  if device.type == "cuda":
+    return f"{torch.cuda.get_device_name(device)} ({device})"
+  return str(device)
+
+
+def make_torch_runners(args, device, encoders):
+  import torch  # pylint: disable=g-import-not-at-top
+  kwargs = {
+      "compile_mode": (None if args.torch_compile == "off"
+                       else args.torch_compile),
+      "optimizer_impl": args.torch_optimizer, "encoders": encoders,
+      "device": device,
+      "autocast_dtype": (None if args.dtype == "float32"
+                         else getattr(torch, args.dtype)),
+  }
+  if device.type == "cuda":
+    return {"torch": TorchRunner(threads=None, **kwargs)}
+  return {f"torch_{t}t": TorchRunner(threads=int(t), **kwargs)
+          for t in args.torch_threads.split(",")}
+
+
+def main():
+  args = parse_args()
+  set_environment(args)
+  import jax  # pylint: disable=g-import-not-at-top
+  devices = jax_devices(args)
+  tdevice = None if args.no_torch else torch_device(args)
+  print(f"jax {jax.__version__} devices {devices}"
+        f" XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+  print(f"device {args.device}: jax on {device_name(devices[0])}, torch on"
+        f" {device_name(tdevice) if tdevice else '-'}; dtype {args.dtype}"
+        + (f", tf32 {args.tf32}" if args.device == "gpu" else ""))
+
+  strides = ([int(s) for s in args.image_strides.split(",")]
+             if args.image_strides else None)
+  config = get_config(strides, args.dtype)
+  if args.dtype != "float32":
+    _check_jax_dtype(config, args.dtype)
   encoders = encoder_kwargs(config)
   for m, k in encoders.items():
     print(f"{m} encoder: {k} input {INPUT_SHAPES[m]}")
   runners = {}
   for v in args.jax_variant.split(","):
-    runners["jax" if v == "trainer" else v] = JaxRunner(v, config)
-  if not args.no_torch:
-    # Passive OpenMP waiting: with the default (spinning) policy, 2 torch
-    # threads on a 2-core machine that runs anything else are 5-20x slower
-    # than 1 thread (measured); PASSIVE removes that cliff.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    runners["jax" if v == "trainer" else v] = JaxRunner(v, config, devices)
+  if tdevice is not None:
     import torch  # pylint: disable=g-import-not-at-top
-    threads = [int(t) for t in args.torch_threads.split(",")]
+    threads = ([int(t) for t in args.torch_threads.split(",")]
+               if tdevice.type == "cpu" else "n/a")
     print(f"torch {torch.__version__} threads {threads}"
           f" compile={args.torch_compile} optimizer={args.torch_optimizer}"
-          f" channels_last OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+          f" channels_last OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', '')}")
     if not args.no_check:
-      check_equivalence(next(iter(runners.values())))
-    for t in threads:
-      runners[f"torch_{t}t"] = TorchRunner(
-          threads=t, compile_mode=None if args.torch_compile == "off" else
-          args.torch_compile, optimizer_impl=args.torch_optimizer,
-          encoders=encoders)
+      check_equivalence(get_config(strides))
+    runners.update(make_torch_runners(args, tdevice, encoders))
 
   batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
   results = benchmark(runners, batch_sizes, args.seconds, args.repeats)

@@ -34,10 +34,10 @@ class ConvEncoder(nn.Module):
     x = x.astype(self.dtype)
     for i, (ch, stride) in enumerate(zip(self.channels, self.strides)):
       x = nn.relu(layers.conv(ch, self.kernel_size, stride, name=f"conv{i}",
-                              impl=self.conv_impl)(x))
+                              impl=self.conv_impl, dtype=self.dtype)(x))
     x = einops.rearrange(x, "b h w c -> b (h w c)")
     x = nn.relu(layers.dense(self.feature_dim, ("flat", "embed"),
-                             name="proj")(x))
+                             name="proj", dtype=self.dtype)(x))
     return x.astype(jnp.float32)
 
 

@@ -12,11 +12,14 @@ _lecun = nn.initializers.lecun_normal()
 
 
 def dense(features: int, axes: tuple[str, str], name: str | None = None,
-          relu_follows: bool = True) -> nn.Dense:
-  """A Dense layer whose kernel is annotated with ``axes`` (in, out)."""
+          relu_follows: bool = True, dtype=None) -> nn.Dense:
+  """A Dense layer whose kernel is annotated with ``axes`` (in, out).
+
+  ``dtype`` is the computation's (e.g. bfloat16); parameters stay float32.
+  """
   init = _he if relu_follows else _lecun
   return nn.Dense(
-      features,
+      features, dtype=dtype,
       kernel_init=nn.with_logical_partitioning(init, axes),
       bias_init=nn.with_logical_partitioning(nn.initializers.zeros, axes[1:]),
       name=name,
@@ -64,11 +67,11 @@ CONV_IMPLS = {"im2col": im2col_conv, "xla": lax.conv_general_dilated}
 
 
 def conv(features: int, kernel: int, stride: int, name: str | None = None,
-         impl: str = "im2col") -> nn.Conv:
+         impl: str = "im2col", dtype=None) -> nn.Conv:
   """A 'SAME' conv whose kernel (h, w, in, out) has logical axis names.
 
   ``impl`` picks the computation, not the parameters: checkpoints are the
-  same for both.
+  same for both. ``dtype`` is the computation's; parameters stay float32.
   """
   if impl not in CONV_IMPLS:
     raise ValueError(f"Unknown conv impl {impl!r}; expected one of"
@@ -77,6 +80,7 @@ def conv(features: int, kernel: int, stride: int, name: str | None = None,
   return nn.Conv(
       features,
       (kernel, kernel),
+      dtype=dtype,
       strides=(stride, stride),
       padding="SAME",
       kernel_init=nn.with_logical_partitioning(_he, axes),

@@ -42,16 +42,19 @@ class BasicBlock(nn.Module):
 
   features: int
   stride: int
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     y = nn.relu(_norm(self.features, "norm1")(
-        layers.conv(self.features, 3, self.stride, name="conv1")(x)))
+        layers.conv(self.features, 3, self.stride, name="conv1",
+                    dtype=self.dtype)(x)))
     y = _norm(self.features, "norm2")(
-        layers.conv(self.features, 3, 1, name="conv2")(y))
+        layers.conv(self.features, 3, 1, name="conv2", dtype=self.dtype)(y))
     if self.stride != 1 or x.shape[-1] != self.features:
       x = _norm(self.features, "proj_norm")(
-          layers.conv(self.features, 1, self.stride, name="proj_conv")(x))
+          layers.conv(self.features, 1, self.stride, name="proj_conv",
+                      dtype=self.dtype)(x))
     return nn.relu(x + y)
 
 
@@ -61,19 +64,23 @@ class ResNet2D(nn.Module):
   widths: Sequence[int]
   blocks: Sequence[int]
   stem_stride: int
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     # Stem: 7x7 conv (stride stem_stride), then a stride-2 3x3 conv where
     # torchvision has its max-pool; stem_stride=1 keeps small inputs large.
     x = nn.relu(_norm(self.widths[0], "stem_norm")(
-        layers.conv(self.widths[0], 7, self.stem_stride, name="stem_conv")(x)))
+        layers.conv(self.widths[0], 7, self.stem_stride, name="stem_conv",
+                    dtype=self.dtype)(x)))
     x = nn.relu(_norm(self.widths[0], "pool_norm")(
-        layers.conv(self.widths[0], 3, 2, name="pool_conv")(x)))
+        layers.conv(self.widths[0], 3, 2, name="pool_conv",
+                    dtype=self.dtype)(x)))
     for s, (width, n) in enumerate(zip(self.widths, self.blocks)):
       for b in range(n):
         stride = 2 if (b == 0 and s > 0) else 1
-        x = BasicBlock(width, stride, name=f"stage{s}_block{b}")(x)
+        x = BasicBlock(width, stride, self.dtype,
+                       name=f"stage{s}_block{b}")(x)
     return jnp.mean(x, axis=(1, 2))
 
 
@@ -99,8 +106,9 @@ class ResNet18(nn.Module):
       raise ValueError(f"resnet18: widths {tuple(self.widths)} and blocks"
                        f" {tuple(self.blocks)} need the same length.")
     self.backbone = ResNet2D(tuple(self.widths), tuple(self.blocks),
-                             self.stem_stride)
-    self.proj = layers.dense(self.feature_dim, ("flat", "embed"))
+                             self.stem_stride, self.dtype)
+    self.proj = layers.dense(self.feature_dim, ("flat", "embed"),
+                             dtype=self.dtype)
 
   def frame_features(self, x: jnp.ndarray) -> jnp.ndarray:
     """Pooled backbone features before the projection: (B, widths[-1])."""

@@ -41,9 +41,9 @@ class _Block(nn.Module):
     x = x + h
     h = nn.LayerNorm(dtype=self.dtype, name="ln_mlp")(x)
     h = nn.gelu(layers.dense(self.mlp_dim, ("embed", "mlp"), name="mlp_in",
-                             relu_follows=False)(h))
+                             relu_follows=False, dtype=self.dtype)(h))
     h = layers.dense(width, ("mlp", "embed"), name="mlp_out",
-                     relu_follows=False)(h)
+                     relu_follows=False, dtype=self.dtype)(h)
     return x + h
 
 
@@ -91,5 +91,5 @@ class TextTransformer(nn.Module):
     w = valid.astype(x.dtype)[..., None]
     pooled = (x * w).sum(1) / jnp.maximum(w.sum(1), 1.0)
     out = layers.dense(self.feature_dim, ("embed", "flat"), name="proj",
-                       relu_follows=False)(pooled)
+                       relu_follows=False, dtype=self.dtype)(pooled)
     return out.astype(jnp.float32)

@@ -59,6 +59,7 @@ class VGGBlock(nn.Module):
   convs: int
   pool_first: bool
   conv_impl: str = "im2col"
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -66,7 +67,7 @@ class VGGBlock(nn.Module):
       x = max_pool_same(x)
     for i in range(self.convs):
       x = nn.relu(layers.conv(self.features, 3, 1, name=f"conv{i + 1}",
-                              impl=self.conv_impl)(x))
+                              impl=self.conv_impl, dtype=self.dtype)(x))
     return x
 
 
@@ -111,7 +112,8 @@ class VGG16(nn.Module):
     x = x.astype(self.dtype)
     for b, (features, convs) in enumerate(VGG16_BLOCKS[:self.blocks]):
       x = VGGBlock(features, convs, pool_first=b > 0,
-                   conv_impl=self.conv_impl, name=f"block{b + 1}")(x)
+                   conv_impl=self.conv_impl, dtype=self.dtype,
+                   name=f"block{b + 1}")(x)
     if self.pool == "mean":
       x = jnp.mean(x, axis=(1, 2))
     return x.astype(jnp.float32)

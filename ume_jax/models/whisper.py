@@ -98,9 +98,9 @@ class _Block(nn.Module):
     x = x + h
     h = _layer_norm(self.dtype, "ln_mlp")(x)
     h = _gelu(layers.dense(self.mlp_dim, ("embed", "mlp"), name="mlp_in",
-                           relu_follows=False)(h))
+                           relu_follows=False, dtype=self.dtype)(h))
     h = layers.dense(width, ("mlp", "embed"), name="mlp_out",
-                     relu_follows=False)(h)
+                     relu_follows=False, dtype=self.dtype)(h)
     return x + h
 
 
