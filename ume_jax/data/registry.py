@@ -12,6 +12,7 @@ from jax.experimental import multihost_utils
 from ume_jax.data import ave
 from ume_jax.data import avdigits
 from ume_jax.data import avmnist
+from ume_jax.data import clipart
 from ume_jax.data import food101
 from ume_jax.data import kinetics_sounds
 from ume_jax.data import mmimdb
@@ -21,6 +22,7 @@ from ume_jax.data.pipeline import Dataset
 _FACTORIES: dict[str, Callable[..., Dataset]] = {
     "avdigits": avdigits.load,
     "avmnist": avmnist.load,
+    "clipart": clipart.load,
     "ave": ave.load,
     "kinetics_sounds": kinetics_sounds.load,
     "mmimdb": mmimdb.load,

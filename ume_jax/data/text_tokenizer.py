@@ -15,7 +15,9 @@ is reused only when those settings match, otherwise it is retrained.
 
 ``TextImagePreprocess`` is the grain transform of image+text datasets: images
 are standardised as in ``transforms.Standardize``; raw UTF-8 text is encoded
-here, at load time, into int32 ``(L,)`` ids (truncated, padded with 0).
+here, at load time, into int32 ``(L,)`` ids (truncated, padded with 0), one
+array per text field (``text``; or e.g. ``title`` and ``keywords`` when a
+dataset offers its text as several modalities).
 """
 
 import collections
@@ -154,6 +156,7 @@ class TextImagePreprocess(grain.transforms.Map):
     max_len: L.
     modalities: canonical modality order (for ``present``).
     multilabel: whether ``label`` is multi-hot.
+    text_fields: the raw-text keys to encode, each into ids of its own name.
   """
 
   image_stats: tuple
@@ -161,6 +164,7 @@ class TextImagePreprocess(grain.transforms.Map):
   max_len: int
   modalities: tuple = ("image", "text")
   multilabel: bool = False
+  text_fields: tuple = ("text",)
 
   def _tok(self):
     tok = self.__dict__.get("_tok_cache")
@@ -174,16 +178,18 @@ class TextImagePreprocess(grain.transforms.Map):
     state.pop("_tok_cache", None)
     return state
 
+  def _ids(self, text) -> np.ndarray:
+    if isinstance(text, np.ndarray) and text.ndim:
+      return encode(self._tok(), [as_str(t) for t in text.reshape(-1)],
+                    self.max_len).reshape(text.shape + (self.max_len,))
+    return encode(self._tok(), [as_str(text)], self.max_len)[0]
+
   def map(self, element):
     mean, std = (np.asarray(v, np.float32) for v in self.image_stats)
     image = np.asarray(element["image"], np.float32) * np.float32(1 / 255)
     label = np.asarray(element["label"])
-    text = element["text"]
-    if isinstance(text, np.ndarray) and text.ndim:
-      ids = encode(self._tok(), [as_str(t) for t in text.reshape(-1)],
-                   self.max_len).reshape(text.shape + (self.max_len,))
-    else:
-      ids = encode(self._tok(), [as_str(text)], self.max_len)[0]
-    return {"image": (image - mean) / std, "text": ids,
+    ids = {f: self._ids(element[f]) for f in self.text_fields}
+    batch_shape = ids[self.text_fields[0]].shape[:-1]
+    return {"image": (image - mean) / std, **ids,
             "label": label.astype(np.float32 if self.multilabel else np.int32),
-            "present": np.ones(ids.shape[:-1] + (len(self.modalities),), bool)}
+            "present": np.ones(batch_shape + (len(self.modalities),), bool)}
