@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from absl import logging
 import jax
+import numpy as np
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
@@ -58,11 +59,14 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, step: int, state: Any, data_iter_state: dict | None):
+    # Orbax writes JSON items from process 0 only: every process's input
+    # position is gathered into that one file, each restores its own.
+    iter_states = _gather_json(data_iter_state or {})
     self._manager.save(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            data_iter=ocp.args.JsonSave(data_iter_state or {}),
+            data_iter=ocp.args.JsonSave({"per_process": iter_states}),
             model=ocp.args.JsonSave(self.fingerprint)),
         force=True)
 
@@ -102,7 +106,16 @@ class Checkpointer:
         args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state),
             data_iter=ocp.args.JsonRestore()))
-    return restored["state"], restored["data_iter"]
+    per_process = restored["data_iter"].get("per_process", [])
+    if len(per_process) != jax.process_count():
+      raise CheckpointError(
+          f"The checkpoint in {self.directory} (step {step}) was written by"
+          f" {len(per_process)} processes and this run has"
+          f" {jax.process_count()}: each process resumes its own input"
+          " position. Resume with the same number of processes (devices"
+          " per process may differ), or evaluate it with"
+          " config.stage=eval, which reads parameters only.")
+    return restored["state"], per_process[jax.process_index()]
 
   def wait(self):
     self._manager.wait_until_finished()
@@ -110,6 +123,19 @@ class Checkpointer:
   def close(self):
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _gather_json(value: dict) -> list[dict]:
+  """``value`` of every process, in process order (a list on each)."""
+  if jax.process_count() == 1:
+    return [value]
+  data = np.frombuffer(json.dumps(value).encode("utf-8"), np.uint8)
+  lengths = multihost_utils.process_allgather(np.int32(data.size))
+  padded = np.zeros(int(np.max(lengths)), np.uint8)
+  padded[:data.size] = data
+  everyone = multihost_utils.process_allgather(padded)
+  return [json.loads(bytes(row[:n]).decode("utf-8"))
+          for row, n in zip(np.asarray(everyone), np.asarray(lengths))]
 
 
 def _newest_readable(manager: ocp.CheckpointManager, directory: str,

@@ -10,6 +10,8 @@ stage or ``all``. Layout of a workdir::
 import functools
 import os
 
+import jax
+
 from ume_jax import (config_checks, evaluation, methods, preemption,
                      pretrained, reporting, results as results_lib,
                      scenarios as scenarios_lib, sharding, trainer)
@@ -112,6 +114,7 @@ def run(config, workdir: str) -> dict | None:
     if config.stage not in ("all", "eval"):
       return None
     results = evaluate(config, workdir, dataset, mesh, unimodal, means)
-  table = reporting.write_results(results, workdir)
-  print(table, flush=True)
+  if jax.process_index() == 0:   # every process holds the same results
+    table = reporting.write_results(results, workdir)
+    print(table, flush=True)
   return results

@@ -50,14 +50,15 @@ def main(argv):
   # Imported after the runtime started: nothing may touch a JAX backend
   # before jax.distributed.initialize.
   from ume_jax import errors, experiment, preemption
-  try:
-    experiment.run(_CONFIG.value, _WORKDIR.value)
-  except errors.USER_ERRORS as e:
-    # A bad config, data dir or checkpoint: one paragraph, no traceback.
-    raise SystemExit(f"error: {e}") from None
-  except preemption.Preempted as e:
-    print(f"preempted: {e}", flush=True)
-    raise SystemExit(preemption.EXIT_STATUS) from None
+  with distributed.failing_fast(graceful_exit_codes=(preemption.EXIT_STATUS,)):
+    try:
+      experiment.run(_CONFIG.value, _WORKDIR.value)
+    except errors.USER_ERRORS as e:
+      # A bad config, data dir or checkpoint: one paragraph, no traceback.
+      raise SystemExit(f"error: {e}") from None
+    except preemption.Preempted as e:
+      print(f"preempted: {e}", flush=True)
+      raise SystemExit(preemption.EXIT_STATUS) from None
 
 
 def _parse_flags(argv):

@@ -1,0 +1,188 @@
+"""A real multi-process job: 2 processes x 4 CPU devices on localhost, through
+``launch/local_multiprocess.sh``, against 1 process x 8 devices.
+
+Both runs see the same 8-device (data=4, fsdp=2) mesh and the same global
+batch. Each process reads its own half of the training split, so a global
+batch of 1 process and of 2 holds different examples in general; here the
+global batch is the whole training split (full-batch steps), which makes
+every step's gradient the same mean over the same examples in both layouts.
+MMA's masks are drawn per batch *position*, and the layouts place examples
+at different positions, so drop probabilities are 0 here (masking itself is
+tested in test_masking.py).
+
+About 3 minutes on 2 CPU cores: three runs of every stage, 3 steps each.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCHER = os.path.join(ROOT, "launch", "local_multiprocess.sh")
+RUNS = ("pretrain/image", "pretrain/audio", "mma")
+NUM_STEPS = 3
+# Metrics are counts over 32 or 48 examples: one example changing its
+# prediction moves a score by >= 1/48. Both layouts compute the same sums in
+# a different order, so they could differ by float rounding only; in
+# practice they agree exactly. Training losses may differ in the last bits.
+METRIC_ATOL = 1e-6
+LOSS_RTOL = 1e-5
+
+CONFIG = '''
+from tests import core_fixtures
+
+
+def get_config():
+  c = core_fixtures.tiny_config()
+  c.data.asset_path = {asset!r}
+  c.data.data_dir = {data_dir!r}
+  c.mesh.data, c.mesh.fsdp = 4, 2
+  for stage in (c.pretrain, c.scratch, c.finetune):
+    stage.num_epochs, stage.num_steps = 0, {steps}
+    stage.batch_size = 64  # = the training split: full-batch steps
+    stage.optim.warmup_steps = 1
+    stage.optim.learning_rate = 1e-2
+  c.methods = ("mma",)
+  c.mma.drop_probs = {{"image": 0.0, "audio": 0.0}}
+  c.checkpoint.every_steps = 2
+  c.log_every_steps = 1
+  c.eval.batch_size = 16
+  c.eval.missing_rates = (0.5,)
+  return c
+'''
+
+
+def _env(devices: int | None = None) -> dict:
+  """This test's environment minus its 8-device XLA flag (each run sets its
+  own count) and any distributed settings of the caller."""
+  env = {k: v for k, v in os.environ.items() if not k.startswith("UME_JAX_")}
+  flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
+                 env.get("XLA_FLAGS", "")).split()
+  if devices is not None:
+    flags.append(f"--xla_force_host_platform_device_count={devices}")
+  env.update(XLA_FLAGS=" ".join(flags), JAX_PLATFORMS="cpu",
+             PYTHON=sys.executable, PYTHONPATH=os.pathsep.join(
+                 [ROOT] + [p for p in [env.get("PYTHONPATH")] if p]))
+  return env
+
+
+def _run(cmd, env, log_path):
+  r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                     timeout=400)
+  with open(log_path, "w") as f:
+    f.write(r.stdout + r.stderr)
+  assert r.returncode == 0, f"{cmd} failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}"
+  return r.stdout
+
+
+def _two_processes(config, workdir, log_path):
+  return _run([LAUNCHER, "2", "--", f"--config={config}",
+               f"--workdir={workdir}"],
+              dict(_env(), DEVICES_PER_PROCESS="4"), log_path)
+
+
+def _read(path):
+  with open(path) as f:
+    return f.read()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  from tests.synthetic_asset import make_learnable_asset
+  tmp = tmp_path_factory.mktemp("multiprocess")
+  asset = make_learnable_asset(
+      tmp / "asset.npz", sizes={"train": 64, "validation": 32, "test": 48})
+  config = tmp / "config.py"
+  config.write_text(CONFIG.format(asset=str(asset), data_dir=str(tmp / "tfds"),
+                                  steps=NUM_STEPS))
+  two, one = tmp / "two", tmp / "one"
+  # Two processes first: they also prepare the tfds data (process 0 writes,
+  # process 1 waits), which the 1-process run then reuses.
+  out = _two_processes(config, two, tmp / "two.out")
+  logs = [_read(two / "logs" / f"process_{i}.log") for i in range(2)]
+  _run([sys.executable, "-m", "ume_jax.main", f"--config={config}",
+        f"--workdir={one}"], _env(devices=8), tmp / "one.out")
+  return {"tmp": tmp, "config": config, "two": two, "one": one,
+          "launcher_out": out, "logs": logs,
+          "results": json.loads(_read(two / "results.json"))}
+
+
+def _assert_close(a, b, where="results"):
+  if isinstance(a, dict):
+    assert sorted(a) == sorted(b), where
+    for k in a:
+      _assert_close(a[k], b[k], f"{where}.{k}")
+  elif isinstance(a, list):
+    assert len(a) == len(b), where
+    for i, (x, y) in enumerate(zip(a, b)):
+      _assert_close(x, y, f"{where}[{i}]")
+  elif isinstance(a, float):
+    assert abs(a - b) <= METRIC_ATOL, f"{where}: {a} vs {b}"
+  else:
+    assert a == b, where
+
+
+def _metrics(workdir, run):
+  with open(os.path.join(workdir, run, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_each_process_reports_itself(runs):
+  host = socket.gethostname()
+  for i, log in enumerate(runs["logs"]):
+    assert log.splitlines()[0] == (
+        f"[process {i}/2 {host}] 4 local / 8 global devices (cpu)")
+  assert "all 2 processes succeeded" in runs["launcher_out"]
+
+
+def test_two_processes_match_one_process(runs):
+  one = json.loads(_read(runs["one"] / "results.json"))
+  _assert_close(runs["results"], one)
+  assert runs["results"]["methods"]["mma"]["full"]["accuracy"] > 0.2
+  for run in RUNS:  # the training itself, not only the evaluation
+    two_m, one_m = _metrics(runs["two"], run), _metrics(runs["one"], run)
+    assert [m["step"] for m in two_m] == [m["step"] for m in one_m]
+    for a, b in zip(two_m, one_m):
+      assert a["loss"] == pytest.approx(b["loss"], rel=LOSS_RTOL), run
+
+
+def test_only_process_0_writes_results_and_logs(runs):
+  two = runs["two"]
+  for name in ("results.json", "results.md", "robustness.png"):
+    assert os.path.getsize(two / name) > 0
+  assert not [n for n in os.listdir(two) if n.endswith(".tmp")]
+  # Process 1 neither prints nor writes the results table.
+  assert "# avdigits: test accuracy" in runs["logs"][0]
+  assert "# avdigits: test accuracy" not in runs["logs"][1]
+  for run in RUNS:
+    events = [n for n in os.listdir(two / run) if n.startswith("events.out")]
+    assert len(events) == 1, (run, events)
+    steps = [m["step"] for m in _metrics(two, run)]
+    assert steps == list(range(1, NUM_STEPS + 1)), run
+
+
+def test_checkpoints_exist(runs):
+  for run in RUNS:
+    d = runs["two"] / run
+    steps = sorted(int(n) for n in os.listdir(d) if n.isdigit())
+    assert steps == [2, NUM_STEPS], run
+    for s in steps:
+      assert {"state", "data_iter", "model"} <= set(os.listdir(d / str(s)))
+    assert not [n for n in os.listdir(d) if "tmp" in n], run
+
+
+def test_rerun_resumes_and_evaluates_the_same(runs):
+  before = {run: _metrics(runs["two"], run) for run in RUNS}
+  _two_processes(runs["config"], runs["two"], runs["tmp"] / "rerun.out")
+  log0 = _read(runs["two"] / "logs" / "process_0.log")
+  for name in ("unimodal:image", "unimodal:audio", "mma"):
+    assert f"{name}: resumed from step {NUM_STEPS} of {NUM_STEPS}" in log0
+  assert not re.search(r"^\[\S+\] step \d+/", log0, re.M)  # no step trained
+  for run in RUNS:
+    assert _metrics(runs["two"], run) == before[run], run
+  _assert_close(json.loads(_read(runs["two"] / "results.json")),
+                runs["results"])
