@@ -1,0 +1,93 @@
+"""configs/clipart.py end to end on the embedded vision-language set: the
+pre-trained MiniLM text encoder really starts (and, frozen, stays) at the
+package's weights; the three-modality variant evaluates every subset."""
+import itertools
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from configs import clipart as clipart_config
+from ume_jax import experiment, methods, pretrained, sharding, trainer
+from ume_jax import data as data_lib
+from ume_jax import weights
+
+
+def _run(variant, tmp_path_factory, name):
+  config = clipart_config.get_config(variant)
+  config.data.data_dir = str(tmp_path_factory.mktemp("tfds"))
+  workdir = str(tmp_path_factory.mktemp(name))
+  return config, workdir, experiment.run(config, workdir)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+  return _run("small", tmp_path_factory, "clipart")
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+  return _run("three,small", tmp_path_factory, "clipart3")
+
+
+def _params(config, workdir, run_dir, method):
+  mesh = sharding.build_mesh(config.mesh)
+  return pretrained.load_params(os.path.join(workdir, run_dir), method,
+                                trainer.abstract_params(method, mesh))
+
+
+def test_frozen_pretrained_layers_are_the_package_weights(two):
+  config, workdir, _ = two
+  spec = data_lib.get_dataset(config.data).spec
+  want = weights.load("minilm_l6")
+  uni = methods.unimodal(config, spec, "text", None)
+  text = _params(config, workdir, "pretrain/text", uni)["encoder"]
+  mma = _params(config, workdir, "mma",
+                methods.fusion(config, spec, "mma", None))["text_encoder"]
+  for got in (text, mma):
+    # Frozen (embeddings, layer0-1 of the 2 kept): exactly the file's.
+    for key in ("word_embed", "layer0", "layer1"):
+      jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+          np.asarray(a), b), got[key], want[key])
+  # The late_fusion baseline grafted the same weights before training.
+  lf = _params(config, workdir, "late_fusion",
+               methods.fusion(config, spec, "late_fusion", None))
+  np.testing.assert_array_equal(np.asarray(lf["text_encoder"]["pos_embed"]),
+                                want["pos_embed"])
+
+
+def test_text_is_learned_and_results_cover_both_modalities(two):
+  _, _, results = two
+  assert set(results["ceiling"]) == {"missing:image", "missing:text"}
+  chance = 1 / 16
+  text_only = results["methods"]["unimodal:text"]["full"]["accuracy"]
+  assert text_only > 2 * chance
+  # With the image missing, the ensemble is the text model alone.
+  assert (results["methods"]["ume"]["missing:image"]["accuracy"]
+          == pytest.approx(text_only))
+
+
+def test_three_modalities_every_subset_scenario(three):
+  config, workdir, results = three
+  mods = ("image", "title", "keywords")
+  expected = {"full"} | {
+      "missing:" + "+".join(absent)
+      for size in (1, 2) for absent in itertools.combinations(mods, size)}
+  expected |= {f"missing_rate:{m}:1" for m in mods}
+  for method, by_scenario in results["methods"].items():
+    assert set(by_scenario) == expected, method
+  assert set(results["ceiling"]) == expected - {"full"} - {
+      f"missing_rate:{m}:1" for m in mods}
+  unimodal = {m: results["methods"][f"unimodal:{m}"]["full"]["accuracy"]
+              for m in mods}
+  # With two of three missing, the ceiling is the one that remains; with
+  # one missing, the better of the two left.
+  assert results["ceiling"]["missing:image+title"] == unimodal["keywords"]
+  assert results["ceiling"]["missing:keywords"] == max(unimodal["image"],
+                                                       unimodal["title"])
+  # UME with only one modality left is that modality's model.
+  assert (results["methods"]["ume"]["missing:title+keywords"]["accuracy"]
+          == pytest.approx(unimodal["image"]))
+  with open(os.path.join(workdir, "results.md")) as f:
+    assert "missing:image+title" in f.read()
