@@ -91,11 +91,13 @@ class _AddIndex:
   it, so per-example choices such as permanent training-time missingness
   depend on the example, not on when it is drawn)."""
 
-  def __init__(self, offset: int):
-    self._offset = offset
+  def __init__(self, split_size: int):
+    self._n = split_size
 
   def __call__(self, i: int, record: dict) -> dict:
-    return {**record, "index": np.int32(i + self._offset)}
+    # Under shuffle + repeat grain passes the position in the repeated
+    # stream (epoch * N + i); the example is the same in every epoch.
+    return {**record, "index": np.int32(i % self._n)}
 
 
 class _KeepIndex(grain.transforms.Map):
@@ -198,23 +200,28 @@ class Dataset:
                      process_count=None) -> TrainIterator:
     """Seeded, shuffled, infinitely repeated batches, drop_remainder.
 
-    Each process reads a disjoint contiguous shard of floor(N / P) examples
-    (grain ShardOptions, drop_remainder) reshuffled every epoch; its batches
-    have global_batch_size / P examples.
+    The order is global: one seeded permutation of the whole split per
+    epoch, cut into global batches of ``global_batch_size``; process p of P
+    takes the p-th contiguous slice of each global batch. So the examples of
+    every global batch, and their order, are the same for any number of
+    processes: a 2-process run trains on exactly the batches of a 1-process
+    run (and draws the same per-position masks).
     """
     p, n, make_global = _processes(process_index, process_count, sharding)
     global_batch.check_batch_size(global_batch_size, n, sharding)
     source = self._source(split)
-    shard = len(source) // n
+    local_size = global_batch_size // n
     # MapDataset rather than DataLoader: grain's DataLoader spent ~0.3 ms of
     # per-element thread bookkeeping here, 4x the model's step per example.
-    ds = grain.MapDataset.source(source)[p * shard:(p + 1) * shard]
-    ds = ds.map_with_index(_AddIndex(p * shard))
+    ds = grain.MapDataset.source(source).map_with_index(_AddIndex(len(source)))
     ds = ds.shuffle(seed=int(seed)).repeat(None)  # a new order every epoch
     if self._augment is not None:
       ds = ds.random_map(self._augment, seed=int(seed))
+    # Local batches in stream order; global batch b is local batches
+    # b*n .. b*n+n-1, of which this process takes the p-th. Drop the
+    # remainder of the stream, not of an epoch: batches span epoch ends.
     # Batch before standardising: one vectorised op per batch.
-    ds = ds.batch(global_batch_size // n, drop_remainder=True).map(
+    ds = ds.batch(local_size, drop_remainder=True)[p::n].map(
         _KeepIndex(self._preprocess))
     iter_ds = ds.to_iter_dataset(grain.ReadOptions(
         num_threads=0 if self._cache else self._read_threads(),
