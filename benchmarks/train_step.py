@@ -187,7 +187,6 @@ class JaxRunner:
 
 def _trainer_step(runner, train_logits=None, tx=None, opt_cfg=None):
   """Exactly what ``ume_jax.trainer.train`` jits."""
-  jax = runner.jax
   from ume_jax import optim, trainer  # pylint: disable=g-import-not-at-top
   tx = tx or optim.make_optimizer(opt_cfg or runner.config.finetune.optim,
                                   TOTAL_STEPS)

@@ -19,7 +19,7 @@ import pytest
 
 from tests import core_fixtures as fx
 from tests.synthetic_asset import make_learnable_asset
-from ume_jax import (checkpointing, experiment, methods, pretrained,
+from ume_jax import (experiment, methods, pretrained,
                      preemption, sharding, trainer)
 from ume_jax import data as data_lib
 

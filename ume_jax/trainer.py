@@ -10,7 +10,6 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax
-import numpy as np
 import optax
 
 from ume_jax import checkpointing, optim, preemption, sharding, steps

@@ -16,7 +16,6 @@ The tokenizer is the package's ``tokenizer.json`` (BERT lowercase
 WordPiece, ``[CLS] ... [SEP]`` template) set to truncate and pad to the
 encoder's sequence length.
 """
-import os
 
 import numpy as np
 import safetensors
@@ -160,14 +159,9 @@ def read(path: str) -> dict:
 
 def tokenizer_path(path: str = "") -> str:
   """``path`` if given, else the package's ``tokenizer.json``."""
-  if path:
-    if not os.path.isfile(path):
-      raise WeightsError(f"MiniLM tokenizer file {path!r} does not exist;"
-                         f" expected a copy of {TOKENIZER_FILE!r} from"
-                         f" {PIP_SPEC}.")
-    return path
-  return registry.package_path(PACKAGE, PIP_SPEC, TOKENIZER_FILE,
-                               "The MiniLM tokenizer")
+  return registry.given_or_packaged(
+      path, PACKAGE, PIP_SPEC, TOKENIZER_FILE,
+      "The MiniLM tokenizer (data.tokenizer_path)")
 
 
 def tokenizer(max_len: int, path: str = "") -> tokenizers.Tokenizer:

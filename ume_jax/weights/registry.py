@@ -78,17 +78,24 @@ def package_path(package: str, pip_spec: str, relative: str,
   return path
 
 
+def given_or_packaged(path: str, package: str, pip_spec: str,
+                      relative: str, what: str) -> str:
+  """``path`` when given (it must exist), else the package's copy."""
+  if path:
+    if not os.path.isfile(path):
+      raise WeightsError(f"{what}: {path!r} does not exist; expected a copy"
+                         f" of {os.path.basename(relative)!r} from"
+                         f" {pip_spec}.")
+    return path
+  return package_path(package, pip_spec, relative, what)
+
+
 def locate(name: str, path: str = "") -> str:
   """The file of weight set ``name``: ``path`` if given, else the package's."""
   ws = get(name)
-  if path:
-    if not os.path.isfile(path):
-      raise WeightsError(f"model.encoders.<modality>.weights_path={path!r}"
-                        f" does not exist; expected the {name!r} weights"
-                        f" file ({os.path.basename(ws.package_file)}).")
-    return path
-  return package_path(ws.package, ws.pip_spec, ws.package_file,
-                      f"Pre-trained weights {name!r}")
+  return given_or_packaged(
+      path, ws.package, ws.pip_spec, ws.package_file,
+      f"Pre-trained weights {name!r} (model.encoders.<modality>.weights_path)")
 
 
 def load(name: str, path: str = "") -> Any:
