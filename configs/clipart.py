@@ -12,6 +12,9 @@ Variants (comma-separated, e.g. ``:scratch,small``):
 - ``three``: three modalities, image + title + keywords, each text field its
   own encoder (small transformers on a WordPiece vocabulary built from the
   train split); every non-empty subset of modalities is evaluated;
+- ``vgg``: the image encoder is VGG16's first three blocks, pre-trained
+  (``vgg16_hed`` weights, images on VGG's own scale:
+  ``data.image_normalization="vgg"``), blocks 1-2 frozen, block 3 at 1/20;
 - ``small``: a CI-sized run (a few dozen steps a stage; MiniLM keeps its
   first two pre-trained layers).
 
@@ -40,12 +43,15 @@ except ImportError:  # loaded by path (config_flags) from another directory
   default = importlib.util.module_from_spec(_spec)
   _spec.loader.exec_module(default)
 
-VARIANTS = ("scratch", "three", "small")
+VARIANTS = ("scratch", "three", "vgg", "small")
 MAX_LEN = 24
 # MiniLM parameter names (ume_jax/models/minilm.py); no other encoder uses
 # them, so one optimizer config serves every modality's pre-training.
 _MINILM_FROZEN = r"(.*/)?(word_embed|pos_embed|type_embed|ln_embed|layer[0-3])(/.*)?"
 _MINILM_TOP = r"(.*/)?layer[4-9]/.*"
+# VGG16 parameter names (ume_jax/models/vgg.py), likewise its own.
+_VGG_FROZEN = r"(.*/)?block[12]/.*"
+_VGG_TOP = r"(.*/)?block[3-5]/.*"
 
 
 def _text_transformer():
@@ -70,8 +76,15 @@ def get_config(arg=None):
   c.data = ml_collections.ConfigDict(dict(
       name="clipart", data_dir="", asset_path="", worker_count=0,
       augment=False, modalities=("image", "text"), tokenizer="minilm_l6",
-      tokenizer_path="", vocab_size=2000, max_len=MAX_LEN))
+      tokenizer_path="", vocab_size=2000, max_len=MAX_LEN,
+      image_normalization="dataset"))
   image = default.encoder("image_cnn")
+  frozen = []
+  if "vgg" in variants:
+    c.data.image_normalization = "vgg"
+    image = default.encoder("vgg16", dict(blocks=3, channels="rgb"),
+                            weights="vgg16_hed")
+    frozen += [(_VGG_FROZEN, 0.0), (_VGG_TOP, 0.05)]
   if "three" in variants:
     text_mods = ("title", "keywords")
     c.data.modalities = ("image",) + text_mods
@@ -88,16 +101,15 @@ def get_config(arg=None):
   c.mma.drop_probs = {m: 0.5 for m in mods}
   c.train_missing.rates = {m: 0.0 for m in mods}
 
-  frozen = ("three" not in variants and "scratch" not in variants)
+  if "three" not in variants and "scratch" not in variants:
+    frozen += [(_MINILM_FROZEN, 0.0), (_MINILM_TOP, 0.05)]
   for stage, epochs in ((c.pretrain, 5), (c.scratch, 5), (c.finetune, 3)):
     stage.num_epochs = epochs
     stage.batch_size = 64
     stage.optim.learning_rate = 1e-3
     stage.optim.warmup_steps = 50
-    rules = list(stage.optim.lr_multipliers)
-    if frozen:
-      rules = [(_MINILM_FROZEN, 0.0), (_MINILM_TOP, 0.05)] + rules
-    stage.optim.lr_multipliers = tuple(rules)
+    stage.optim.lr_multipliers = tuple(frozen) + tuple(
+        stage.optim.lr_multipliers)
   c.eval.batch_size = 256
   c.eval.missing_rates = (0.5,)
   c.log_every_steps = 20

@@ -169,7 +169,30 @@ def test_deterministic(data_dir, asset):
     np.testing.assert_array_equal(batches[0][k], batches[1][k])
 
 
+def test_vgg_front_end_feeds_vgg16_what_hed_preprocess_gives(data_dir,
+                                                             asset):
+  import jax
+  from ume_jax.data import vgg_preprocess
+  from ume_jax.models import vgg
+  arrays, _ = asset
+  b = _first_batch(get_dataset(_cfg(data_dir, image_normalization="vgg")),
+                   size=8)
+  raw = arrays["test"]["image"][:8]
+  rgb_minus_mean = raw.astype(np.float64) - np.asarray(
+      vgg_preprocess.HED_MEAN_BGR[::-1])
+  np.testing.assert_allclose(b["image"], rgb_minus_mean, atol=1e-4)
+  # The encoder built for pipeline inputs (channels="rgb") computes what
+  # the original front end + encoder compute.
+  rgb_model = vgg.VGG16(blocks=2, channels="rgb")
+  params = rgb_model.init(jax.random.key(0), b["image"])
+  got = rgb_model.apply(params, b["image"])
+  want = vgg.VGG16(blocks=2).apply(params, vgg_preprocess.preprocess(raw))
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
 def test_bad_settings(data_dir):
+  with pytest.raises(DataError, match="data.image_normalization"):
+    get_dataset(_cfg(data_dir, image_normalization="imagenet"))
   with pytest.raises(DataError, match="data.modalities"):
     get_dataset(_cfg(data_dir, modalities=("image", "audio")))
   with pytest.raises(DataError, match="data.tokenizer"):

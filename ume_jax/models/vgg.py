@@ -83,6 +83,10 @@ class VGG16(nn.Module):
 
   blocks: int = 5
   pool: str = "mean"     # or "none"
+  # "bgr": inputs as HED's preprocess_image gives them; "rgb": RGB minus the
+  # mean (a dataset pipeline with vgg_preprocess.PIPELINE_STATS_RGB), flipped
+  # to BGR here.
+  channels: str = "bgr"
   dtype: str = "float32"
   conv_impl: str = "im2col"  # or "xla"; see layers.im2col_conv
 
@@ -90,6 +94,9 @@ class VGG16(nn.Module):
     if not 1 <= self.blocks <= len(VGG16_BLOCKS):
       raise ValueError(f"vgg16: blocks={self.blocks} must be in"
                        f" 1..{len(VGG16_BLOCKS)}.")
+    if self.channels not in ("bgr", "rgb"):
+      raise ValueError(f"vgg16: channels={self.channels!r} must be 'bgr' or"
+                       " 'rgb'.")
     if self.pool not in ("mean", "none"):
       raise ValueError(f"vgg16: pool={self.pool!r} must be 'mean' or"
                        f" 'none'.")
@@ -109,6 +116,8 @@ class VGG16(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     self._check(x)
+    if self.channels == "rgb":
+      x = x[..., ::-1]
     x = x.astype(self.dtype)
     for b, (features, convs) in enumerate(VGG16_BLOCKS[:self.blocks]):
       x = VGGBlock(features, convs, pool_first=b > 0,
