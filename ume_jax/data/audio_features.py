@@ -9,12 +9,20 @@ Defaults follow the common Kaldi/AST-style fbank: 25 ms Hann window, 10 ms hop,
 HTK mel scale, power spectrum. The quantisation range [DB_MIN, DB_MAX] is
 fixed (not measured per dataset) so that prepared data do not depend on which
 clips a user happens to have; 120 dB over 255 steps is ~0.47 dB per step.
+
+The Whisper front end (``wav_to_uint8_whisper``) stores Whisper's own log-mel
+(``log_mel.py``) the same way, over its fixed range [WHISPER_MIN,
+WHISPER_MAX]; ``WHISPER_STATS`` makes ``Standardize`` undo that map exactly,
+so the Whisper encoder reads the values it was trained on, within half a
+quantisation step (0.0069).
 """
 import dataclasses
 import functools
 
 import numpy as np
 from scipy.io import wavfile
+
+from ume_jax.data import log_mel as whisper_log_mel
 
 DB_MIN, DB_MAX = -70.0, 50.0  # a full-scale 440 Hz sine peaks at ~+42 dB
 
@@ -101,3 +109,34 @@ def quantise_db(db: np.ndarray) -> np.ndarray:
 def wav_to_uint8_fbank(path, cfg: FbankConfig) -> np.ndarray:
   """A wav file -> (num_frames, n_mels) uint8 quantised log-mel."""
   return quantise_db(log_mel(read_wav(path, cfg.sample_rate), cfg))
+
+
+# Whisper's normalised log-mel, (log10(power) + 4) / 4: digital silence is
+# (log10(1e-10) + 4) / 4 = -1.5; a wave within [-1, 1] has at most
+# 400 * sum(hann**2) = 60000 of power in a frame and mel filters of peak
+# 0.026, so log10 <= 3.2 and the value <= 1.8 (a full-scale sine reaches
+# 1.6). 3.5 over 255 steps is 0.0137 a step.
+WHISPER_MIN, WHISPER_MAX = -1.5, 2.0
+_WHISPER_STEP = (WHISPER_MAX - WHISPER_MIN) / 255.0
+# (mean, std) of x/255 such that Standardize's (x/255 - mean) / std is
+# x * step + WHISPER_MIN: the quantisation map undone.
+WHISPER_STATS = (-WHISPER_MIN / (WHISPER_MAX - WHISPER_MIN),
+                 1.0 / (WHISPER_MAX - WHISPER_MIN))
+
+
+def quantise_whisper(mel: np.ndarray) -> np.ndarray:
+  """Whisper log-mel -> uint8 over [WHISPER_MIN, WHISPER_MAX] (clipped)."""
+  q = np.rint((np.asarray(mel, np.float64) - WHISPER_MIN) / _WHISPER_STEP)
+  return np.clip(q, 0, 255).astype(np.uint8)
+
+
+def wav_to_uint8_whisper(path, num_frames: int) -> np.ndarray:
+  """A 16 kHz wav file -> (80, num_frames) uint8 Whisper log-mel.
+
+  The clip is padded with silence or trimmed to num_frames * 10 ms first,
+  as Whisper pads its 30-s window (num_frames even, at most 3000).
+  """
+  wave = read_wav(path, whisper_log_mel.SAMPLE_RATE)
+  mel = whisper_log_mel.log_mel(wave,
+                                num_frames * whisper_log_mel.HOP_LENGTH)
+  return quantise_whisper(mel)

@@ -16,7 +16,9 @@ events, so a clip is one annotated segment, named by video id and seconds.
 Labels: index of the category in the sorted list of categories of
 ``Annotations.txt`` (names in ``builder.info.metadata["classes"]``). The
 splits are the authors' (train / validation = valSet / test = testSet).
-Stored form and options: see ``video_clips.py``.
+Stored form and options (``data.audio_front_end``: a Kaldi-style fbank for
+the ResNet, or Whisper's log-mel for the pre-trained Whisper encoder): see
+``video_clips.py``.
 """
 import pathlib
 

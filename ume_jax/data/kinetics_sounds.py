@@ -19,7 +19,10 @@ Validation (Kinetics-Sounds has none in OGM-GE): a deterministic
 ``data.validation_fraction`` (default 0.1) of the train list - the clips with
 the smallest sha1(clip_id) - independent of file order, so it does not change
 when the list is reordered. The fraction is part of the prepared dataset's
-name (``..._v100``), so another fraction prepares another copy. Stored form and options: see
+name (``..._v100``), so another fraction prepares another copy.
+
+Stored form and options (``data.audio_front_end``: a Kaldi-style fbank for
+the ResNet, or Whisper's log-mel for the pre-trained Whisper encoder): see
 ``video_clips.py``.
 """
 import hashlib

@@ -13,11 +13,20 @@ prepares them as tfds ArrayRecord (no TensorFlow) holding:
   frames picked uniformly over the extracted ones (segment centres, as OGM-GE
   picks 3 per clip), each resized so its short side is ``image_size`` and
   centre-cropped (aspect kept).
-* ``audio``: uint8 (audio_frames, n_mels, 1) log-mel, quantised over a fixed
-  dB range (``audio_features.py``).
+* ``audio``, by ``audio_front_end``:
 
-These options are a tfds BuilderConfig whose name encodes them, so preparing
-with other options writes a separate dataset beside the first one.
+  - ``"fbank"`` (default): uint8 (audio_frames, n_mels, 1) Kaldi-style
+    log-mel, quantised over a fixed dB range (``audio_features.py``), an
+    image for 2D CNNs; loaded standardised like the frames.
+  - ``"whisper"``: uint8 (80, T) Whisper log-mel (``log_mel.py``) of the
+    first ``audio_seconds`` of the clip (silence-padded), T = 100 x seconds,
+    quantised over Whisper's fixed output range; loaded as float32 Whisper
+    values (the quantisation undone, no dataset statistics), which is what
+    the pre-trained ``whisper_tiny_en`` encoder was trained on.
+
+These options are a tfds BuilderConfig whose name encodes them (the front end
+included), so preparing with other options writes a separate dataset beside
+the first one.
 
 Records keep the split list's order minus skipped clips (their ids are in
 ``builder.info.metadata["missing_clips"]``), so record i maps back to a clip.
@@ -40,6 +49,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from ume_jax.data import audio_features
+from ume_jax.data import log_mel
 from ume_jax.data import pipeline
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError
@@ -48,8 +58,10 @@ from ume_jax.data.spec import DatasetSpec
 SPLITS = ("train", "validation", "test")
 MODALITIES = ("audio", "visual")
 DEFAULT_DATA_DIR = "~/.cache/ume_jax/tensorflow_datasets"
+AUDIO_FRONT_ENDS = ("fbank", "whisper")
 # Fixed standardisation: visual ~ ImageNet's mean/std averaged over RGB;
 # audio maps the quantised dB range [0, 1] to [-2, 2] (as avmnist's audio).
+# The whisper front end's audio uses audio_features.WHISPER_STATS instead.
 STATS = {"audio": (0.5, 0.25), "visual": (0.449, 0.226)}
 
 
@@ -67,6 +79,22 @@ class ClipOptions:
   audio_frames: int = 1024
   max_missing_fraction: float = 0.05
   validation_fraction: float = 0.1  # only for datasets without a val list
+  audio_front_end: str = "fbank"    # or "whisper"
+  audio_seconds: float = 10.0       # whisper only (fbank: audio_frames)
+
+  def __post_init__(self):
+    if self.audio_front_end not in AUDIO_FRONT_ENDS:
+      raise DataError(f"data.audio_front_end = {self.audio_front_end!r};"
+                      f" expected one of {list(AUDIO_FRONT_ENDS)}.")
+    if self.whisper:
+      frames = self.audio_seconds * 100
+      if (abs(frames - round(frames)) > 1e-6 or round(frames) % 2
+          or not 2 <= round(frames) <= 3000):
+        raise DataError(
+            f"data.audio_seconds = {self.audio_seconds} with the whisper"
+            " front end gives a log-mel of 100 x seconds frames, which must"
+            " be an even whole number from 2 to 3000 (Whisper's 30 s), e.g."
+            " 10 -> 1000 frames.")
 
   @classmethod
   def from_config(cls, data_config) -> "ClipOptions":
@@ -74,9 +102,20 @@ class ClipOptions:
     return cls(**{k: v for k, v in kw.items() if v is not None})
 
   @property
+  def whisper(self) -> bool:
+    return self.audio_front_end == "whisper"
+
+  @property
+  def whisper_frames(self) -> int:
+    return round(self.audio_seconds * 100)
+
+  @property
   def config_name(self) -> str:
-    return (f"f{self.num_frames}_s{self.image_size}_m{self.n_mels}"
-            f"_a{self.audio_frames}")
+    # The fbank name is what it was before there was a choice, so datasets
+    # prepared then are still found.
+    audio = (f"whisper{self.whisper_frames}" if self.whisper
+             else f"m{self.n_mels}_a{self.audio_frames}")
+    return f"f{self.num_frames}_s{self.image_size}_{audio}"
 
   @property
   def fbank(self) -> audio_features.FbankConfig:
@@ -84,8 +123,31 @@ class ClipOptions:
                                       num_frames=self.audio_frames)
 
   def shapes(self):
-    return {"audio": (self.audio_frames, self.n_mels, 1),
+    audio = ((log_mel.N_MELS, self.whisper_frames) if self.whisper
+             else (self.audio_frames, self.n_mels, 1))
+    return {"audio": audio,
             "visual": (self.num_frames, self.image_size, self.image_size, 3)}
+
+  def stats(self):
+    """(mean, std) per modality for Standardize (uint8 -> float32)."""
+    if self.whisper:
+      return STATS | {"audio": audio_features.WHISPER_STATS}
+    return STATS
+
+  def stored_audio(self, wav: pathlib.Path) -> np.ndarray:
+    """A clip's wav -> its stored uint8 audio of shape shapes()["audio"]."""
+    if self.whisper:
+      return audio_features.wav_to_uint8_whisper(wav, self.whisper_frames)
+    return audio_features.wav_to_uint8_fbank(wav, self.fbank)[..., None]
+
+  def audio_shift(self) -> tuple[int, ...]:
+    """Augmentation: fbank audio moves up to 4% of its frames in time
+    (zero fill). Whisper audio stays put: the zero fill would be -1.5,
+    which Whisper only sees for digital silence, far below a clip's own
+    floor (its maximum minus 8 in log10)."""
+    if self.whisper:
+      return (0, 0)
+    return (max(1, self.audio_frames // 25), 0, 0)
 
 
 class _ThisFile:
@@ -196,7 +258,7 @@ class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       try:
         visual = np.stack([load_frame(files[j], o.image_size)
                            for j in pick_frames(len(files), o.num_frames)])
-        audio = audio_features.wav_to_uint8_fbank(wav, o.fbank)[..., None]
+        audio = o.stored_audio(wav)
       except (OSError, ValueError) as e:  # corrupt JPEG / wav
         raise DataError(f"{self.name} clip {c.clip_id!r} in {os.fspath(d)!r}"
                         f" cannot be decoded ({type(e).__name__}: {e}); re-"
@@ -316,15 +378,15 @@ def load(cls, data_config) -> pipeline.Dataset:
       name=cls.name, modalities=MODALITIES, input_shapes=options.shapes(),
       num_classes=cls.NUM_CLASSES, multilabel=False,
       split_sizes={s: len(src) for s, src in sources.items()})
-  # Augmentation: frames shifted up to 1/8 of their size, audio up to 4% of
-  # its frames in time (zero fill).
+  # Augmentation: frames shifted up to 1/8 of their size, audio in time
+  # (ClipOptions.audio_shift).
   shift = max(1, options.image_size // 8)
   augment = (transforms.RandomShift({
-      "visual": (0, shift, shift, 0),
-      "audio": (max(1, options.audio_frames // 25), 0, 0)})
+      "visual": (0, shift, shift, 0), "audio": options.audio_shift()})
              if data_config.get("augment", False) else None)
   return pipeline.Dataset.from_config(
-      spec, sources, transforms.Standardize(STATS), augment, data_config,
+      spec, sources, transforms.Standardize(options.stats()), augment,
+      data_config,
       # ~165 KB a clip at the defaults: AVE (4k clips) fits in memory easily,
       # Kinetics-Sounds (~20k) is ~3.3 GB, so the default is off.
       cache_by_default=False)
