@@ -11,7 +11,9 @@ Hyper-parameters are configs/ave.py's (both follow OGM-GE's defaults: ResNet-18
 encoders, 3 frames, SGD momentum 0.9, lr 1e-3, weight decay 1e-4, batch 64,
 100 epochs); see there for what is ours. Kinetics-Sounds has no validation
 list in OGM-GE: ``data.validation_fraction`` (0.1) of train is held out
-deterministically. ``:small`` is the CPU smoke run.
+deterministically. ``:small`` is the CPU smoke run; ``:whisper`` swaps the
+audio encoder for the pre-trained Whisper tiny.en (see configs/ave.py), and
+variants combine (``:whisper,small``).
 """
 import importlib.util
 import os
