@@ -6,31 +6,20 @@ Examples keep the asset's order (`disable_shuffling=True`), so record `i` of a
 split is example `i` of the asset.
 """
 
-import hashlib
-import os
 import pathlib
-import tempfile
 
 from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from ume_jax.data import asset as asset_lib
+from ume_jax.data import packaged
 from ume_jax.data import pipeline
 from ume_jax.data import transforms
-from ume_jax.data.errors import DataError
 from ume_jax.data.spec import DatasetSpec
 
 NAME = "avdigits"
 VERSION = "1.0.0"
-
-
-def _sha256(path) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
 
 
 class _ThisFile:
@@ -75,7 +64,7 @@ class Avdigits(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: the asset ships with the package.
     arrays, meta = asset_lib.load_asset(self._asset_path, VERSION)
-    self.info.metadata["asset_sha256"] = _sha256(self._asset_path)
+    self.info.metadata["asset_sha256"] = packaged.sha256(self._asset_path)
     self.info.metadata["asset_meta"] = meta
     return {s: self._generate_examples(arrays[s]) for s in asset_lib.SPLITS}
 
@@ -89,83 +78,14 @@ class Avdigits(tfds.core.GeneratorBasedBuilder):
       }
 
 
-def _dir_error(directory, what: str) -> DataError:
-  return DataError(
-      f"avdigits data directory {os.fspath(directory)!r}: {what}. The input"
-      " pipeline prepares avdigits there (as ArrayRecord files under"
-      f" {NAME}/{VERSION}/) on first use; point data.data_dir at a writable"
-      " directory, or delete the broken dataset folder so it is prepared"
-      " again."
-  )
-
-
-def _check_writable(data_dir: pathlib.Path):
-  try:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write_test"):
-      pass
-  except OSError as e:
-    raise _dir_error(data_dir, f"not a writable directory ({e})") from e
-
-
-def prepare(data_dir, asset_path=None) -> Avdigits:
-  """Returns a builder whose dataset is prepared in `data_dir`, checked.
-
-  Prepares from the asset if needed. Raises DataError for a bad asset, an
-  unusable `data_dir`, or a broken/partial/stale prepared dataset.
-  """
-  data_dir = pathlib.Path(os.path.expanduser(os.fspath(data_dir)))
-  if data_dir.exists() and not data_dir.is_dir():
-    raise _dir_error(data_dir, "exists but is not a directory")
-  asset_path = pathlib.Path(asset_path or asset_lib.PACKAGED_ASSET)
-  try:
-    builder = Avdigits(data_dir=os.fspath(data_dir), asset_path=asset_path)
-  except Exception as e:  # tfds raises assorted errors on a corrupt info file.
-    raise _dir_error(data_dir, f"holds an unreadable {NAME}/{VERSION} dataset "
-                     f"({type(e).__name__}: {e})") from e
-  if not builder.is_prepared():
-    if os.path.exists(builder.data_dir):
-      raise _dir_error(data_dir, f"{builder.data_dir!r} holds a partial "
-                       "dataset (no dataset_info.json, so preparation never "
-                       "finished)")
-    _check_writable(data_dir)
-    asset_lib.load_asset(asset_path, VERSION)  # Fail early, before tfds runs.
-    try:
-      tfds.disable_progress_bar()  # a one-second job; keep logs readable
-      builder.download_and_prepare(
-          download_dir=os.fspath(data_dir / "downloads"))
-    except DataError:
-      raise
-    except OSError as e:
-      raise _dir_error(data_dir, f"preparing failed ({e})") from e
-  _verify(builder, data_dir, asset_path)
-  return builder
-
-
-def _verify(builder: Avdigits, data_dir, asset_path):
-  """Checks the prepared files are complete and match the asset."""
-  where = builder.data_dir
-  for split in asset_lib.SPLITS:
-    info = builder.info.splits.get(split)
-    if info is None or info.num_examples <= 0:
-      raise _dir_error(data_dir, f"the prepared dataset in {where!r} has no "
-                       f"{split!r} split")
-    try:
-      source = builder.as_data_source(split)
-      n = len(source)
-      source[0], source[n - 1]  # pylint: disable=pointless-statement
-    except Exception as e:  # array_record raises RuntimeError/ValueError/...
-      raise _dir_error(data_dir, f"split {split!r} of the prepared dataset in "
-                       f"{where!r} cannot be read ({type(e).__name__}: {e})"
-                       ) from e
-    if n != info.num_examples:
-      raise _dir_error(data_dir, f"split {split!r} in {where!r} has {n} "
-                       f"records, its dataset_info says {info.num_examples}")
-  recorded = builder.info.metadata.get("asset_sha256") if builder.info.metadata else None
-  if recorded and asset_path.is_file() and recorded != _sha256(asset_path):
-    raise _dir_error(data_dir, f"the dataset in {where!r} was prepared from a "
-                     f"different version of {os.fspath(asset_path)!r} (sha256 "
-                     "differs), so it is stale")
+def prepare(data_dir, asset_path=None) -> "Avdigits":
+  """Returns a builder whose dataset is prepared in `data_dir`, checked
+  (``packaged.prepare``: DataError for a bad asset or data directory)."""
+  return packaged.prepare(
+      Avdigits, data_dir=data_dir,
+      asset_path=pathlib.Path(asset_path or asset_lib.PACKAGED_ASSET),
+      check_asset=lambda path: asset_lib.load_asset(path, VERSION),
+      splits=asset_lib.SPLITS)
 
 
 # Normalisation: inputs are (x / 255 - MEAN) / STD. Image constants are the

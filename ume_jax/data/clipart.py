@@ -28,14 +28,13 @@ with ``channels="rgb"``).
 import json
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from ume_jax.data import asset as asset_lib
-from ume_jax.data import avdigits
 from ume_jax.data import image_text
+from ume_jax.data import packaged
 from ume_jax.data import pipeline
 from ume_jax.data import text_tokenizer
 from ume_jax.data import transforms
@@ -195,7 +194,7 @@ class Clipart(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: the asset ships with the package.
     arrays, meta = load_asset(self._asset_path)
-    self.info.metadata["asset_sha256"] = avdigits._sha256(self._asset_path)  # pylint: disable=protected-access
+    self.info.metadata["asset_sha256"] = packaged.sha256(self._asset_path)
     self.info.metadata["asset_meta"] = meta
     return {s: self._generate_examples(arrays[s]) for s in SPLITS}
 
@@ -206,72 +205,13 @@ class Clipart(tfds.core.GeneratorBasedBuilder):
                    for k in ("text", "title", "keywords", "id")}}
 
 
-def _dir_error(directory, what: str) -> DataError:
-  return DataError(
-      f"clipart data directory {os.fspath(directory)!r}: {what}. The input"
-      " pipeline prepares clipart there (as ArrayRecord files under"
-      f" {NAME}/{VERSION}/) from the packaged asset on first use; point"
-      " data.data_dir at a writable directory, or delete the broken dataset"
-      " folder so it is prepared again.")
-
-
-def prepare(data_dir, asset_path=None) -> Clipart:
-  """Returns a builder whose dataset is prepared in `data_dir`, checked.
-
-  Prepares from the asset if needed. Raises DataError for a bad asset, an
-  unusable `data_dir`, or a broken/partial/stale prepared dataset.
-  """
-  data_dir = pathlib.Path(os.path.expanduser(os.fspath(data_dir)))
-  if data_dir.exists() and not data_dir.is_dir():
-    raise _dir_error(data_dir, "exists but is not a directory")
-  asset_path = pathlib.Path(asset_path or PACKAGED_ASSET)
-  try:
-    builder = Clipart(data_dir=os.fspath(data_dir), asset_path=asset_path)
-  except Exception as e:  # tfds raises assorted errors on a corrupt info file.
-    raise _dir_error(data_dir, f"holds an unreadable {NAME}/{VERSION} dataset"
-                     f" ({type(e).__name__}: {e})") from e
-  if not builder.is_prepared():
-    if os.path.exists(builder.data_dir):
-      raise _dir_error(data_dir, f"{builder.data_dir!r} holds a partial"
-                       " dataset (no dataset_info.json, so preparation never"
-                       " finished)")
-    load_asset(asset_path)  # Fail early, before tfds runs.
-    try:
-      data_dir.mkdir(parents=True, exist_ok=True)
-      with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write_test"):
-        pass
-      tfds.disable_progress_bar()
-      builder.download_and_prepare(
-          download_dir=os.fspath(data_dir / "downloads"))
-    except OSError as e:
-      raise _dir_error(data_dir, f"not writable or preparing failed ({e})"
-                       ) from e
-  _verify(builder, data_dir, asset_path)
-  return builder
-
-
-def _verify(builder: Clipart, data_dir, asset_path):
-  """Checks the prepared files are complete and made from this asset."""
-  where = builder.data_dir
-  for split in SPLITS:
-    info = builder.info.splits.get(split)
-    try:
-      source = builder.as_data_source(split)
-      n = len(source)
-      source[0], source[n - 1]  # pylint: disable=pointless-statement
-    except Exception as e:  # array_record raises RuntimeError/ValueError/...
-      raise _dir_error(data_dir, f"split {split!r} of the prepared dataset in"
-                       f" {where!r} cannot be read ({type(e).__name__}: {e})"
-                       ) from e
-    if info is None or n != info.num_examples:
-      raise _dir_error(data_dir, f"split {split!r} in {where!r} has {n}"
-                       " records, not the number its dataset_info records")
-  recorded = (builder.info.metadata or {}).get("asset_sha256")
-  if recorded and asset_path.is_file() and recorded != avdigits._sha256(  # pylint: disable=protected-access
-      asset_path):
-    raise _dir_error(data_dir, f"the dataset in {where!r} was prepared from a"
-                     f" different version of {os.fspath(asset_path)!r} (sha256"
-                     " differs), so it is stale")
+def prepare(data_dir, asset_path=None) -> "Clipart":
+  """Returns a builder whose dataset is prepared in `data_dir`, checked
+  (``packaged.prepare``: DataError for a bad asset or data directory)."""
+  return packaged.prepare(
+      Clipart, data_dir=data_dir,
+      asset_path=pathlib.Path(asset_path or PACKAGED_ASSET),
+      check_asset=load_asset, splits=SPLITS)
 
 
 def _modalities(data_config) -> tuple:
