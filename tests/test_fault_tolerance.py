@@ -95,15 +95,30 @@ def _assert_same_run(workdir, reference):
       assert row == want[step], (run, step)
 
 
-def test_sigterm_checkpoints_exits_143_and_rerun_matches(setup):
-  tmp, asset, data_dir, reference = setup
-  workdir = str(tmp / "sigterm")
+def _interrupt(setup, name, sig, timeout):
+  """Starts the job, sends ``sig`` once pretrain/audio has a checkpoint;
+  returns (args, workdir, return code, output)."""
+  tmp, asset, data_dir, _ = setup
+  workdir = str(tmp / name)
   args = _overrides(asset, data_dir, workdir)
   proc = _start(args)
   _wait_for_checkpoint(proc, os.path.join(workdir, "pretrain", "audio"))
-  proc.send_signal(signal.SIGTERM)
-  out, _ = proc.communicate(timeout=300)
-  assert proc.returncode == preemption.EXIT_STATUS, out
+  proc.send_signal(sig)
+  out, _ = proc.communicate(timeout=timeout)
+  return args, workdir, proc.returncode, out
+
+
+def _rerun_matches_reference(args, workdir, reference, resumed_pattern):
+  proc = _start(args)
+  out, _ = proc.communicate(timeout=900)
+  assert proc.returncode == 0, out
+  assert re.search(resumed_pattern, out), out
+  _assert_same_run(workdir, reference)
+
+
+def test_sigterm_checkpoints_exits_143_and_rerun_matches(setup):
+  args, workdir, code, out = _interrupt(setup, "sigterm", signal.SIGTERM, 300)
+  assert code == preemption.EXIT_STATUS, out
   match = re.search(r"saved a checkpoint of step (\d+)", out)
   assert match, out
   assert "Traceback" not in out
@@ -112,29 +127,14 @@ def test_sigterm_checkpoints_exits_143_and_rerun_matches(setup):
   assert any(os.path.isdir(os.path.join(workdir, d, stopped))
              for d in ("pretrain/audio", "mma"))
   assert not os.path.exists(os.path.join(workdir, "results.json"))
-
-  proc = _start(args)
-  out, _ = proc.communicate(timeout=900)
-  assert proc.returncode == 0, out
-  assert "resumed from step" in out
-  _assert_same_run(workdir, reference)
+  _rerun_matches_reference(args, workdir, setup[3], r"resumed from step")
 
 
 def test_kill_9_rerun_resumes_and_matches_uninterrupted_run(setup):
-  tmp, asset, data_dir, reference = setup
-  workdir = str(tmp / "killed")
-  args = _overrides(asset, data_dir, workdir)
-  proc = _start(args)
-  _wait_for_checkpoint(proc, os.path.join(workdir, "pretrain", "audio"))
-  proc.kill()
-  proc.communicate(timeout=60)
-  assert proc.returncode == -signal.SIGKILL
-
-  proc = _start(args)
-  out, _ = proc.communicate(timeout=900)
-  assert proc.returncode == 0, out
-  assert re.search(r"unimodal:audio: resumed from step \d+", out), out
-  _assert_same_run(workdir, reference)
+  args, workdir, code, _ = _interrupt(setup, "killed", signal.SIGKILL, 60)
+  assert code == -signal.SIGKILL
+  _rerun_matches_reference(args, workdir, setup[3],
+                           r"unimodal:audio: resumed from step \d+")
 
 
 # ---- in-process faults ------------------------------------------------------
