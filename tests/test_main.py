@@ -30,3 +30,16 @@ def test_unknown_encoder_and_missing_checkpoints(tmp_path):
   assert r.returncode != 0 and "Traceback" not in r.stderr
   assert f"No checkpoint directory {tmp_path / 'wd' / 'pretrain' / 'image'}" \
       in r.stderr
+
+
+def test_unknown_config_variant_is_one_line(tmp_path):
+  r = subprocess.run(
+      [sys.executable, "-m", "ume_jax.main",
+       "--config=configs/clipart.py:bogus", f"--workdir={tmp_path}"],
+      cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"),
+      capture_output=True, text=True, timeout=300)
+  assert r.returncode != 0
+  assert "Traceback" not in r.stderr
+  err = r.stderr.strip()
+  assert err.startswith("error: flag --config=configs/clipart.py:bogus")
+  assert "Unknown variant(s) ['bogus']" in err and len(err.splitlines()) == 1

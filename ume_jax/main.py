@@ -61,13 +61,22 @@ def main(argv):
       raise SystemExit(preemption.EXIT_STATUS) from None
 
 
+def _without_traceback(message: str) -> str:
+  """ml_collections embeds the config file's traceback in its flag error
+  (e.g. an unknown ``:variant``): keep its first line and the exception."""
+  if "Traceback (most recent call last)" not in message:
+    return message
+  lines = [l.strip() for l in message.splitlines() if l.strip()]
+  return f"{lines[0]} {lines[-1]}"
+
+
 def _parse_flags(argv):
   """absl's parser, with a bad ``--config.x=y`` override as one line of error
   instead of ml_collections' traceback."""
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    raise SystemExit(f"error: {e}") from None
+    raise SystemExit(f"error: {_without_traceback(str(e))}") from None
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections wraps a KeyError's repr: unescape it for reading.
     detail = str(e).replace("\\n", " ").replace("\\'", "").replace("'", "")
