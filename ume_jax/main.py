@@ -66,7 +66,7 @@ def _without_traceback(message: str) -> str:
   (e.g. an unknown ``:variant``): keep its first line and the exception."""
   if "Traceback (most recent call last)" not in message:
     return message
-  lines = [l.strip() for l in message.splitlines() if l.strip()]
+  lines = [line.strip() for line in message.splitlines() if line.strip()]
   return f"{lines[0]} {lines[-1]}"
 
 
