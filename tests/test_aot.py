@@ -6,8 +6,8 @@ import sys
 import jax
 import pytest
 
-from tests import core_fixtures as fx
-from tests.synthetic_asset import make_learnable_asset
+from tests import fakes as fx
+from tests.fakes import make_learnable_asset
 from ume_jax import aot, config_checks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

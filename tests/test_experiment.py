@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from tests import core_fixtures as fx
-from tests.synthetic_asset import make_learnable_asset
+from tests import fakes as fx
+from tests.fakes import make_learnable_asset
 from ume_jax import (checkpointing, config_checks, evaluation, experiment,
                      methods, pretrained, scenarios, sharding, trainer)
 from ume_jax import data as data_lib

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tests import core_fixtures as fx
+from tests import fakes as fx
 from ume_jax import masking, methods, metrics, trainer
 
 

@@ -33,7 +33,7 @@ METRIC_ATOL = 1e-6
 LOSS_RTOL = 1e-5
 
 CONFIG = '''
-from tests import core_fixtures
+from tests import fakes as core_fixtures
 
 
 def get_config():
@@ -92,7 +92,7 @@ def _read(path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-  from tests.synthetic_asset import make_learnable_asset
+  from tests.fakes import make_learnable_asset
   tmp = tmp_path_factory.mktemp("multiprocess")
   asset = make_learnable_asset(
       tmp / "asset.npz", sizes={"train": 64, "validation": 32, "test": 48})

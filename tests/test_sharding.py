@@ -3,7 +3,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests import core_fixtures as fx
+from tests import fakes as fx
 from ume_jax import methods, optim, sharding, steps, trainer
 
 

@@ -3,7 +3,7 @@
 import ml_collections
 import pytest
 
-from tests.data import fakes
+from tests import fakes
 
 
 @pytest.fixture(scope="session")

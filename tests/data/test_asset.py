@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.data import fakes
+from tests import fakes
 from ume_jax.data import DataError
 from ume_jax.data import asset as asset_lib
 

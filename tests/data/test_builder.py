@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.data import fakes
+from tests import fakes
 from ume_jax.data import DataError
 from ume_jax.data import avdigits
 

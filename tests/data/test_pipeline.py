@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.data import fakes
+from tests import fakes
 from ume_jax.data import avdigits
 from ume_jax.data import get_dataset
 

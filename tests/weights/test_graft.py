@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from tests import core_fixtures as fx
-from tests.synthetic_asset import make_learnable_asset
+from tests import fakes as fx
+from tests.fakes import make_learnable_asset
 from ume_jax import config_checks, experiment, methods, pretrained, sharding
 from ume_jax import trainer
 from ume_jax.data import DatasetSpec
