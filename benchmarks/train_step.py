@@ -156,13 +156,14 @@ class JaxRunner:
     """``devices``: the mesh's (None: all of ``jax.devices()``); batches are
     put on it, the state is created on it."""
     import jax  # pylint: disable=g-import-not-at-top
-    from ume_jax import methods, sharding  # pylint: disable=g-import-not-at-top
+    from ume_jax import methods  # pylint: disable=g-import-not-at-top
+    from ume_jax.infra import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
     self.jax = jax
     self.config = config or get_config()
     self.spec = _spec()
     self.method = methods.fusion(self.config, self.spec, "mma", None)
-    self.mesh = sharding.build_mesh(self.config.mesh, devices)
-    self.batch_sh = sharding.batch_sharding(self.mesh)
+    self.mesh = mesh_lib.build_mesh(self.config.mesh, devices)
+    self.batch_sh = mesh_lib.batch_sharding(self.mesh)
     self.variant = variant
     build = _VARIANTS[variant]
     self.tx, self.step_fn, init_state = build(self)
@@ -187,7 +188,8 @@ class JaxRunner:
 
 def _trainer_step(runner, train_logits=None, tx=None, opt_cfg=None):
   """Exactly what ``ume_jax.trainer.train`` jits."""
-  from ume_jax import optim, trainer  # pylint: disable=g-import-not-at-top
+  from ume_jax.train import optim  # pylint: disable=g-import-not-at-top
+  from ume_jax.train import trainer  # pylint: disable=g-import-not-at-top
   tx = tx or optim.make_optimizer(opt_cfg or runner.config.finetune.optim,
                                   TOTAL_STEPS)
   init_fn, state_sh = trainer.plan_state(runner.method, tx, runner.mesh)
@@ -218,7 +220,7 @@ def _variant_no_mma(runner):
 def _variant_no_substitute(runner):
   """Prototype: masks drawn (train_present) but inputs not substituted and
   the model applied directly - isolates the where() over the inputs."""
-  from ume_jax import masking  # pylint: disable=g-import-not-at-top
+  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
   method = runner.method
   probs = [0.5, 0.5]
 
@@ -233,7 +235,7 @@ def _variant_no_substitute(runner):
 def _variant_multiply_substitute(runner):
   """Prototype: zero substitution as ``x * keep`` instead of
   ``where(keep, x, zeros_like(x))``."""
-  from ume_jax import masking  # pylint: disable=g-import-not-at-top
+  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
   method = runner.method
   probs = [0.5, 0.5]
 
@@ -270,7 +272,7 @@ def _variant_nchw(runner):
   NCHW/OIHW layout (transposing the NHWC batch inside the step)."""
   jax = runner.jax
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from ume_jax import masking  # pylint: disable=g-import-not-at-top
+  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
   probs = [0.5, 0.5]
   strides = {m: k["strides"] for m, k in encoder_kwargs(runner.config).items()}
 
@@ -316,7 +318,7 @@ def _variant_chunk32(runner):
   model applied to 32-example chunks (unrolled; same logits, same grads) -
   XLA:CPU's conv throughput per example falls as the batch grows."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from ume_jax import masking  # pylint: disable=g-import-not-at-top
+  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
   method = runner.method
 
   def train_logits(params, batch, key):
@@ -411,7 +413,8 @@ def check_equivalence(config):
   import torch  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  from ume_jax import methods, trainer  # pylint: disable=g-import-not-at-top
+  from ume_jax import methods  # pylint: disable=g-import-not-at-top
+  from ume_jax.train import trainer  # pylint: disable=g-import-not-at-top
   from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
 
   method = methods.fusion(config, _spec(), "mma", None)

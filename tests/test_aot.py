@@ -8,7 +8,8 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
-from ume_jax import aot, config_checks
+from ume_jax.train import aot
+from ume_jax.config import checks as config_checks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from configs import clipart as clipart_config
-from ume_jax import experiment, methods, pretrained, sharding, trainer
+from ume_jax import experiment, methods
+from ume_jax.train import warm_start
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import trainer
 from ume_jax import data as data_lib
 from ume_jax import weights
 
@@ -32,8 +35,8 @@ def three(tmp_path_factory):
 
 
 def _params(config, workdir, run_dir, method):
-  mesh = sharding.build_mesh(config.mesh)
-  return pretrained.load_params(os.path.join(workdir, run_dir), method,
+  mesh = mesh_lib.build_mesh(config.mesh)
+  return warm_start.load_params(os.path.join(workdir, run_dir), method,
                                 trainer.abstract_params(method, mesh))
 
 

@@ -2,7 +2,7 @@
 environment, without starting anything (``distributed.resolve`` is pure)."""
 import pytest
 
-from ume_jax import distributed
+from ume_jax.infra import distributed
 
 TIMEOUT = distributed.DEFAULT_TIMEOUT_S
 

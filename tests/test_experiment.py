@@ -10,8 +10,14 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
-from ume_jax import (checkpointing, config_checks, evaluation, experiment,
-                     methods, pretrained, scenarios, sharding, trainer)
+from ume_jax import experiment, methods
+from ume_jax.infra import checkpoint
+from ume_jax.config import checks as config_checks
+from ume_jax.eval import evaluation
+from ume_jax.train import warm_start
+from ume_jax.missing import scenarios
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import trainer
 from ume_jax import data as data_lib
 
 METHODS = ["unimodal:image", "unimodal:audio", "ume", "late_fusion",
@@ -87,7 +93,7 @@ def test_training_learns_and_ume_drops_absent_modality(run):
 def _eval_on(mesh, config, workdir, method_name):
   dataset = data_lib.get_dataset(config.data)
   method = methods.fusion(config, dataset.spec, method_name, None)
-  params = pretrained.load_params(os.path.join(workdir, method_name), method,
+  params = warm_start.load_params(os.path.join(workdir, method_name), method,
                                   trainer.abstract_params(method, mesh))
   return evaluation.evaluate(
       {method_name: (method.eval_logits, params)}, dataset=dataset,
@@ -97,7 +103,7 @@ def _eval_on(mesh, config, workdir, method_name):
 
 def test_checkpoint_from_8_devices_evaluates_identically_on_1(run):
   config, workdir, results = run
-  one = sharding.build_mesh({"data": 1, "fsdp": 1}, jax.devices()[:1])
+  one = mesh_lib.build_mesh({"data": 1, "fsdp": 1}, jax.devices()[:1])
   on_one = _eval_on(one, config, workdir, "mma")["mma"]
   for s, v in on_one.items():
     assert v == results["methods"]["mma"][s], s
@@ -113,29 +119,29 @@ def test_resume_reproduces_uninterrupted_run(run, tmp_path):
   config = config.copy_and_resolve_references()
   config.stage, config.methods = "finetune", ("mma",)
   experiment.run(config, wd)
-  mesh = sharding.build_mesh(config.mesh)
+  mesh = mesh_lib.build_mesh(config.mesh)
   spec = data_lib.get_dataset(config.data).spec
   method = methods.fusion(config, spec, "mma", None)
   abstract = trainer.abstract_params(method, mesh)
-  original = pretrained.load_params(os.path.join(workdir, "mma"), method,
+  original = warm_start.load_params(os.path.join(workdir, "mma"), method,
                                     abstract)
-  resumed = pretrained.load_params(os.path.join(wd, "mma"), method, abstract)
+  resumed = warm_start.load_params(os.path.join(wd, "mma"), method, abstract)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(
       np.asarray(a), np.asarray(b)), original, resumed)
 
 
 def test_finetuning_starts_from_unimodal_weights(run):
   config, workdir, _ = run
-  mesh = sharding.build_mesh(config.mesh)
+  mesh = mesh_lib.build_mesh(config.mesh)
   spec = data_lib.get_dataset(config.data).spec
   uni = {m: methods.unimodal(config, spec, m, None) for m in spec.modalities}
   method = methods.fusion(config, spec, "mma", None)
   fresh = trainer.plan_state(method, trainer.optim.make_optimizer(
       config.finetune.optim, 10), mesh)[0](trainer.init_key(7)).params
-  loaded = pretrained.load_into_fusion(fresh, pretrain_root=workdir,
+  loaded = warm_start.load_into_fusion(fresh, pretrain_root=workdir,
                                        unimodal_methods=uni, load_heads=True)
   for m in spec.modalities:
-    want = pretrained.load_params(pretrained.unimodal_dir(workdir, m), uni[m],
+    want = warm_start.load_params(warm_start.unimodal_dir(workdir, m), uni[m],
                                   trainer.abstract_params(uni[m], mesh))
     for part in ("encoder", "head"):
       got = loaded[f"{m}_{part}"]
@@ -152,7 +158,7 @@ def test_eval_refuses_checkpoint_of_another_model(run, tmp_path):
   config.stage = "eval"
   config.eval.checkpoint_dir = workdir
   config.model.encoders.image.kwargs.feature_dim = 64
-  with pytest.raises(checkpointing.CheckpointError,
+  with pytest.raises(checkpoint.CheckpointError,
                      match="belongs to another model") as e:
     experiment.run(config, str(tmp_path / "other"))
   assert os.path.join(workdir, "pretrain", "image") in str(e.value)
@@ -162,7 +168,7 @@ def test_eval_without_checkpoints_names_the_directory(run, tmp_path):
   config, _, _ = run
   config = config.copy_and_resolve_references()
   config.stage = "eval"
-  with pytest.raises(checkpointing.CheckpointError, match="train that stage"
+  with pytest.raises(checkpoint.CheckpointError, match="train that stage"
                      ) as e:
     experiment.run(config, str(tmp_path / "empty"))
   assert str(tmp_path / "empty" / "pretrain" / "image") in str(e.value)
@@ -174,7 +180,7 @@ def test_config_errors_name_the_key(run):
   bad.finetune.batch_size = 12
   with pytest.raises(config_checks.ConfigError,
                      match=r"finetune.batch_size = 12 .* multiple of 8"):
-    config_checks.check_against_mesh(bad, sharding.build_mesh(bad.mesh))
+    config_checks.check_against_mesh(bad, mesh_lib.build_mesh(bad.mesh))
   bad = config.copy_and_resolve_references()
   bad.pretrain.num_epoch = 3
   with pytest.raises(config_checks.ConfigError, match="pretrain.num_epoch"):

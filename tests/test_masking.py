@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ume_jax import masking
+from ume_jax.missing import masking
 
 
 def _draw(key, probs, n=200_000, data_present=None):

@@ -4,7 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from tests import fakes as fx
-from ume_jax import masking, methods, metrics, trainer
+from ume_jax import methods
+from ume_jax.missing import masking
+from ume_jax.eval import metrics
+from ume_jax.train import trainer
 
 
 def _setup():

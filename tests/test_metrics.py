@@ -1,7 +1,7 @@
 """Metrics (ume_jax/metrics.py): counts add up across batches exactly."""
 import numpy as np
 
-from ume_jax import metrics
+from ume_jax.eval import metrics
 
 
 def test_accuracy_ignores_padding_and_adds_across_batches():

@@ -5,7 +5,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from ume_jax import optim
+from ume_jax.train import optim
 
 
 def _cfg(**kw):

@@ -2,7 +2,7 @@
 import jax.numpy as jnp
 import numpy as np
 
-from ume_jax import scenarios
+from ume_jax.missing import scenarios
 
 
 def _mask(s, index, seed=0):

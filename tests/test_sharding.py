@@ -1,21 +1,25 @@
-"""Mesh, parameter sharding and the sharded train step (ume_jax/sharding.py)."""
+"""Mesh, parameter sharding and the sharded train step (ume_jax/mesh_lib.py)."""
 import jax
 import numpy as np
 import pytest
 
 from tests import fakes as fx
-from ume_jax import methods, optim, sharding, steps, trainer
+from ume_jax import methods
+from ume_jax.train import optim
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import step as step_lib
+from ume_jax.train import trainer
 
 
 def test_mesh_fill_and_errors():
-  assert dict(sharding.build_mesh({"data": -1, "fsdp": 2}).shape) == {
+  assert dict(mesh_lib.build_mesh({"data": -1, "fsdp": 2}).shape) == {
       "data": 4, "fsdp": 2}
-  assert dict(sharding.build_mesh({"data": 1, "fsdp": -1}).shape) == {
+  assert dict(mesh_lib.build_mesh({"data": 1, "fsdp": -1}).shape) == {
       "data": 1, "fsdp": 8}
   with pytest.raises(ValueError, match="cannot fill"):
-    sharding.build_mesh({"data": -1, "fsdp": 3})
+    mesh_lib.build_mesh({"data": -1, "fsdp": 3})
   with pytest.raises(ValueError, match="needs 4 devices"):
-    sharding.build_mesh({"data": 2, "fsdp": 2})
+    mesh_lib.build_mesh({"data": 2, "fsdp": 2})
 
 
 def _run_steps(mesh, num_steps=3):
@@ -24,11 +28,11 @@ def _run_steps(mesh, num_steps=3):
   tx = optim.make_optimizer(config.finetune.optim, 10)
   init_fn, state_sh = trainer.plan_state(method, tx, mesh)
   state = init_fn(trainer.init_key(0))
-  batch_sh = sharding.batch_sharding(mesh)
-  step = jax.jit(steps.make_train_step(method.train_logits, tx,
+  batch_sh = mesh_lib.batch_sharding(mesh)
+  step = jax.jit(step_lib.make_train_step(method.train_logits, tx,
                                        multilabel=False, seed=0),
                  in_shardings=(state_sh, batch_sh),
-                 out_shardings=(state_sh, sharding.replicated(mesh)))
+                 out_shardings=(state_sh, mesh_lib.replicated(mesh)))
   losses = []
   for i in range(num_steps):
     b = jax.device_put(fx.batch(16, seed=i), batch_sh)
@@ -38,9 +42,9 @@ def _run_steps(mesh, num_steps=3):
 
 
 def test_sharded_step_equals_single_device_step():
-  state8, losses8 = _run_steps(sharding.build_mesh({"data": 4, "fsdp": 2}))
+  state8, losses8 = _run_steps(mesh_lib.build_mesh({"data": 4, "fsdp": 2}))
   state1, losses1 = _run_steps(
-      sharding.build_mesh({"data": 1, "fsdp": 1}, jax.devices()[:1]))
+      mesh_lib.build_mesh({"data": 1, "fsdp": 1}, jax.devices()[:1]))
   np.testing.assert_allclose(losses8, losses1, rtol=1e-5)
   assert losses8[0] != losses8[-1]  # parameters really moved
   jax.tree.map(lambda a, b: np.testing.assert_allclose(
@@ -52,10 +56,10 @@ def test_sharded_step_equals_single_device_step():
 
 
 def test_params_split_over_fsdp_axis():
-  mesh = sharding.build_mesh({"data": 2, "fsdp": 4})
+  mesh = mesh_lib.build_mesh({"data": 2, "fsdp": 4})
   method = methods.fusion(fx.tiny_config(), fx.SPEC, "late_fusion", None)
   abstract = trainer.abstract_params(method, mesh)
-  summary = sharding.sharding_summary(
+  summary = mesh_lib.sharding_summary(
       abstract, jax.tree.map(lambda x: x.sharding, abstract))
   assert summary["sharded_bytes"] > summary["replicated_bytes"] > 0
   # A head of 32 features x 4 classes: 'embed' (32) divides by 4 -> split.

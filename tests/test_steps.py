@@ -1,11 +1,12 @@
-"""Train step with frozen parameters (ume_jax/steps.py + optim.frozen_mask)."""
+"""Train step with frozen parameters (ume_jax/step_lib.py + optim.frozen_mask)."""
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ume_jax import optim, steps
-from ume_jax.train_state import TrainState
+from ume_jax.train import optim
+from ume_jax.train import step as step_lib
+from ume_jax.train.state import TrainState
 
 
 def _cfg(rules):
@@ -47,7 +48,7 @@ def test_frozen_parameters_stay_and_others_match_full_gradient_step():
   rules = ((r"lower/.*", 0.0),)
   state, batch, tx, cfg = _setup(rules)
   frozen = optim.frozen_mask(state.params, cfg)
-  step = jax.jit(steps.make_train_step(_logits, tx, multilabel=False, seed=0,
+  step = jax.jit(step_lib.make_train_step(_logits, tx, multilabel=False, seed=0,
                                        frozen=frozen))
   new, out = step(state, batch)
   np.testing.assert_array_equal(new.params["lower"]["w"],
@@ -55,7 +56,7 @@ def test_frozen_parameters_stay_and_others_match_full_gradient_step():
   # The trainable part moves exactly as without the mask (the optimizer
   # zeroes the frozen group's update either way); the reported gradient
   # norm covers the trainable parameters only.
-  ref, ref_out = jax.jit(steps.make_train_step(
+  ref, ref_out = jax.jit(step_lib.make_train_step(
       _logits, tx, multilabel=False, seed=0))(state, batch)
   np.testing.assert_allclose(new.params["upper"]["w"],
                              ref.params["upper"]["w"], rtol=1e-6)
@@ -71,7 +72,7 @@ def test_frozen_step_computes_no_gradient_below_trainable_layers():
   def dots(frozen):
     state, batch, tx, cfg = _setup(((r"lower/.*", 0.0),))
     mask = optim.frozen_mask(state.params, cfg) if frozen else None
-    fn = steps.make_train_step(_logits, tx, multilabel=False, seed=0,
+    fn = step_lib.make_train_step(_logits, tx, multilabel=False, seed=0,
                                frozen=mask)
     return jax.jit(fn).lower(state, batch).as_text().count("dot_general")
   assert dots(frozen=True) < dots(frozen=False)

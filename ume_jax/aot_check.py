@@ -34,7 +34,8 @@ def main(argv):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
         f"device_count={_NUM_DEVICES.value}").strip()
-  from ume_jax import aot, errors  # pylint: disable=g-import-not-at-top
+  from ume_jax import errors  # pylint: disable=g-import-not-at-top
+  from ume_jax.train import aot  # pylint: disable=g-import-not-at-top
   try:
     devices = aot.topology_devices(_TOPOLOGY.value) if _TOPOLOGY.value \
         else None

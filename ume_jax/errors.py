@@ -1,10 +1,10 @@
 """The errors a user can cause and fix: each module raises its own, main
 prints them as one paragraph instead of a traceback."""
-from ume_jax.checkpointing import CheckpointError
-from ume_jax.config_checks import ConfigError
+from ume_jax.infra.checkpoint import CheckpointError
+from ume_jax.config.checks import ConfigError
 from ume_jax.data import DataError
-from ume_jax.sharding import MeshError
-from ume_jax.trainer import TrainingError
+from ume_jax.infra.mesh import MeshError
+from ume_jax.train.trainer import TrainingError
 from ume_jax.weights import WeightsError
 
 USER_ERRORS = (CheckpointError, ConfigError, DataError, MeshError,

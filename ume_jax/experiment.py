@@ -12,12 +12,19 @@ import os
 
 import jax
 
-from ume_jax import (config_checks, evaluation, methods, preemption,
-                     pretrained, reporting, results as results_lib,
-                     scenarios as scenarios_lib, sharding, trainer)
+from ume_jax import methods
+from ume_jax.config import checks as config_checks
+from ume_jax.eval import evaluation
+from ume_jax.infra import preemption
+from ume_jax.train import warm_start
+from ume_jax.eval import report
+from ume_jax.eval import results as results_lib
+from ume_jax.missing import scenarios as scenarios_lib
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import trainer
 from ume_jax import data as data_lib
-from ume_jax import metrics
-from ume_jax.metric_writer import announce
+from ume_jax.eval import metrics
+from ume_jax.infra.logs import announce
 from ume_jax.weights import graft
 
 
@@ -30,7 +37,7 @@ def pretrain(config, workdir, dataset, mesh, unimodal):
     init = graft.initializer({m: config.model.encoders[m]},
                              lambda _: "encoder")
     trainer.train(method, config.pretrain, dataset=dataset, mesh=mesh,
-                  directory=pretrained.unimodal_dir(workdir, m),
+                  directory=warm_start.unimodal_dir(workdir, m),
                   seed=_stage_seed(config, i), init_params=init,
                   checkpoint_cfg=config.checkpoint,
                   log_every_steps=config.log_every_steps)
@@ -46,7 +53,7 @@ def finetune(config, workdir, dataset, mesh, unimodal, means):
     if name in methods.PRETRAINED_INIT:
       stage_cfg = config.finetune
       init = functools.partial(
-          pretrained.load_into_fusion, pretrain_root=pretrain_root,
+          warm_start.load_into_fusion, pretrain_root=pretrain_root,
           unimodal_methods=unimodal,
           load_heads=config.model.fusion == "sum_logits")
     trainer.train(method, stage_cfg, dataset=dataset, mesh=mesh,
@@ -60,14 +67,14 @@ def _evaluators(config, root, dataset, mesh, unimodal, means):
   """method name -> (eval_logits, params restored from checkpoints)."""
   out = {}
   for m, method in unimodal.items():
-    params = pretrained.load_params(pretrained.unimodal_dir(root, m), method,
+    params = warm_start.load_params(warm_start.unimodal_dir(root, m), method,
                                     trainer.abstract_params(method, mesh))
     out[method.name] = (method.eval_logits, params)
   out["ume"] = (methods.ume_logits(unimodal, dataset.spec),
                 {m: out[f"unimodal:{m}"][1] for m in unimodal})
   for name in config.methods:
     method = methods.fusion(config, dataset.spec, name, means)
-    params = pretrained.load_params(os.path.join(root, name), method,
+    params = warm_start.load_params(os.path.join(root, name), method,
                                     trainer.abstract_params(method, mesh))
     out[name] = (method.eval_logits, params)
   return out
@@ -99,7 +106,7 @@ def run(config, workdir: str) -> dict | None:
   config_checks.check_config(config)
   dataset = data_lib.get_dataset(config.data)
   config_checks.check_against_dataset(config, dataset.spec)
-  mesh = sharding.build_mesh(config.mesh)
+  mesh = mesh_lib.build_mesh(config.mesh)
   config_checks.check_against_mesh(config, mesh)
   announce(f"mesh {dict(mesh.shape)} on {mesh.size} devices")
   means = (dataset.modality_means() if config.model.substitute == "mean"
@@ -115,6 +122,6 @@ def run(config, workdir: str) -> dict | None:
       return None
     results = evaluate(config, workdir, dataset, mesh, unimodal, means)
   if jax.process_index() == 0:   # every process holds the same results
-    table = reporting.write_results(results, workdir)
+    table = report.write_results(results, workdir)
     print(table, flush=True)
   return results

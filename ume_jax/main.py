@@ -39,7 +39,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from ume_jax import distributed
+  from ume_jax.infra import distributed
   try:
     distributed.initialize(
         _DISTRIBUTED.value, coordinator_address=_COORDINATOR.value,
@@ -49,7 +49,8 @@ def main(argv):
     raise SystemExit(f"error: {e}") from None
   # Imported after the runtime started: nothing may touch a JAX backend
   # before jax.distributed.initialize.
-  from ume_jax import errors, experiment, preemption
+  from ume_jax import errors, experiment
+  from ume_jax.infra import preemption
   with distributed.failing_fast(graceful_exit_codes=(preemption.EXIT_STATUS,)):
     try:
       experiment.run(_CONFIG.value, _WORKDIR.value)

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from ume_jax import masking
+from ume_jax.missing import masking
 from ume_jax.data import DatasetSpec
 from ume_jax.models import LateFusionClassifier, UniModalClassifier
 

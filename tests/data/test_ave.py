@@ -14,7 +14,10 @@ from PIL import Image
 import pytest
 from scipy.io import wavfile
 
-from ume_jax import experiment, methods, pretrained, sharding, trainer
+from ume_jax import experiment, methods
+from ume_jax.train import warm_start
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import trainer
 from ume_jax import weights
 from ume_jax.data import audio_features, ave, log_mel, registry, video_clips
 from ume_jax.data.errors import DataError
@@ -203,8 +206,8 @@ def test_small_config_end_to_end(fixture_dir, tmp_path):
 
 
 def _params(config, workdir, run_dir, method):
-  mesh = sharding.build_mesh(config.mesh)
-  return pretrained.load_params(os.path.join(workdir, run_dir), method,
+  mesh = mesh_lib.build_mesh(config.mesh)
+  return warm_start.load_params(os.path.join(workdir, run_dir), method,
                                 trainer.abstract_params(method, mesh))
 
 

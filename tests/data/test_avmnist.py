@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from configs import avmnist as avmnist_config
-from ume_jax import experiment, scenarios
+from ume_jax import experiment
+from ume_jax.missing import scenarios
 from ume_jax.data import DataError, avmnist, get_dataset
 
 N_TRAIN, N_TEST, VALIDATION = 300, 100, 60

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ume_jax import sharding
+from ume_jax.infra import mesh as mesh_lib
 from ume_jax.data import text_tokenizer
 from ume_jax.models import build_encoder, registry
 
@@ -46,7 +46,7 @@ def test_jit_and_logical_axes():
                              model.apply(params, ids), atol=1e-5)
   abstract = jax.eval_shape(model.init, jax.random.key(0), ids)
   specs = nn.logical_to_mesh(nn.get_partition_spec(abstract),
-                             sharding.LOGICAL_RULES)  # unknown names: None
+                             mesh_lib.LOGICAL_RULES)  # unknown names: None
   emb = specs["params"]["token_embed"]["embedding"]
   assert tuple(emb) == (None, "fsdp")
 

@@ -8,8 +8,11 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
-from ume_jax import config_checks, experiment, methods, pretrained, sharding
-from ume_jax import trainer
+from ume_jax import experiment, methods
+from ume_jax.config import checks as config_checks
+from ume_jax.train import warm_start
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import trainer
 from ume_jax.data import DatasetSpec
 from ume_jax.weights import WeightSet, WeightsError, graft, registry
 
@@ -83,14 +86,14 @@ def test_pretrain_and_scratch_fusion_start_from_the_weights(tmp_path):
     config.stage = stage
     experiment.run(config, workdir)
 
-  mesh = sharding.build_mesh(config.mesh)
+  mesh = mesh_lib.build_mesh(config.mesh)
   spec = _spec_28()
   uni = methods.unimodal(config, spec, "image", None)
-  got = pretrained.load_params(pretrained.unimodal_dir(workdir, "image"), uni,
+  got = warm_start.load_params(warm_start.unimodal_dir(workdir, "image"), uni,
                                trainer.abstract_params(uni, mesh))
   _assert_tree_equal(got["encoder"], want)
   fusion = methods.fusion(config, spec, "late_fusion", None)
-  got = pretrained.load_params(os.path.join(workdir, "late_fusion"), fusion,
+  got = warm_start.load_params(os.path.join(workdir, "late_fusion"), fusion,
                                trainer.abstract_params(fusion, mesh))
   _assert_tree_equal(got["image_encoder"], want)
   # The audio encoder, with no weights configured, kept its random init.
@@ -101,7 +104,7 @@ def test_pretrain_and_scratch_fusion_start_from_the_weights(tmp_path):
 def test_graft_keeps_shardings_and_rejects_other_shapes(tmp_path):
   config = _config(tmp_path)
   _, want = _weights_file(config, tmp_path)
-  mesh = sharding.build_mesh(config.mesh)
+  mesh = mesh_lib.build_mesh(config.mesh)
   uni = methods.unimodal(config, _spec_28(), "image", None)
   tx = trainer.optim.make_optimizer(config.pretrain.optim, 10)
   params = trainer.plan_state(uni, tx, mesh)[0](trainer.init_key(0)).params

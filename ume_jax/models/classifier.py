@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ume_jax import masking
+from ume_jax.missing import masking
 from ume_jax.models import layers
 from ume_jax.models.registry import build_encoder
 

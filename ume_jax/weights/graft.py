@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import jax
 import numpy as np
 
-from ume_jax.optim import param_path
+from ume_jax.train.optim import param_path
 from ume_jax.weights import registry
 from ume_jax.weights.registry import WeightsError
 

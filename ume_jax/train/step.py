@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ume_jax import metrics, scenarios
-from ume_jax.train_state import TrainState
+from ume_jax.eval import metrics
+from ume_jax.missing import scenarios
+from ume_jax.train.state import TrainState
 
 TrainLogitsFn = Callable[[Any, dict, jax.Array], jnp.ndarray]
 EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]

@@ -12,10 +12,14 @@ import flax.linen as nn
 import jax
 import optax
 
-from ume_jax import checkpointing, optim, preemption, sharding, steps
+from ume_jax.infra import checkpoint
+from ume_jax.train import optim
+from ume_jax.infra import preemption
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import step as step_lib
 from ume_jax.methods import Method
-from ume_jax.metric_writer import MetricWriter, Progress, announce
-from ume_jax.train_state import TrainState
+from ume_jax.infra.logs import MetricWriter, Progress, announce
+from ume_jax.train.state import TrainState
 
 
 class TrainingError(RuntimeError):
@@ -31,8 +35,8 @@ def _boxed_params_fn(method: Method):
 def abstract_params(method: Method, mesh) -> Any:
   """Parameter ShapeDtypeStructs carrying their mesh shardings (no memory)."""
   boxed = jax.eval_shape(_boxed_params_fn(method), jax.random.key(0))
-  return checkpointing.abstract_like(nn.meta.unbox(boxed),
-                                     sharding.param_shardings(boxed, mesh))
+  return checkpoint.abstract_like(nn.meta.unbox(boxed),
+                                     mesh_lib.param_shardings(boxed, mesh))
 
 
 def plan_state(method: Method, tx: optax.GradientTransformation, mesh
@@ -47,11 +51,11 @@ def plan_state(method: Method, tx: optax.GradientTransformation, mesh
   params_abstract = abstract_params(method, mesh)
   param_sh = jax.tree.map(lambda x: x.sharding, params_abstract)
   opt_shape = jax.eval_shape(tx.init, params_abstract)
-  replicated = sharding.replicated(mesh)
-  opt_sh = sharding.like_params_shardings(opt_shape, param_sh,
+  replicated = mesh_lib.replicated(mesh)
+  opt_sh = mesh_lib.like_params_shardings(opt_shape, param_sh,
                                           params_abstract, mesh)
   state_sh = TrainState(step=replicated, params=param_sh, opt_state=opt_sh)
-  announce(sharding.describe_sharding(method.name, params_abstract, param_sh))
+  announce(mesh_lib.describe_sharding(method.name, params_abstract, param_sh))
 
   def init(key):
     params = nn.meta.unbox(boxed_params(key))
@@ -66,12 +70,12 @@ def jit_train_step(method: Method, tx: optax.GradientTransformation,
                    seed: int) -> Callable:
   """The stage's train step, jitted with its shardings, state donated."""
   return jax.jit(
-      steps.make_train_step(method.train_logits, tx, multilabel=multilabel,
+      step_lib.make_train_step(method.train_logits, tx, multilabel=multilabel,
                             seed=seed, example_weights=method.example_weights,
                             frozen=optim.frozen_mask(state_sh.params,
                                                      stage_cfg.optim)),
       in_shardings=(state_sh, batch_sh),
-      out_shardings=(state_sh, sharding.replicated(mesh)),
+      out_shardings=(state_sh, mesh_lib.replicated(mesh)),
       donate_argnums=(0,))
 
 
@@ -106,14 +110,14 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   tx = optim.make_optimizer(stage_cfg.optim, num_steps)
   init_fn, state_sh = plan_state(method, tx, mesh)
   ckpt_cfg = checkpoint_cfg or {}
-  ckpt = checkpointing.Checkpointer(
+  ckpt = checkpoint.Checkpointer(
       directory, method.fingerprint,
       max_to_keep=int(ckpt_cfg.get("max_to_keep", 2)),
       asynchronous=bool(ckpt_cfg.get("asynchronous", True)))
-  batch_sh = sharding.batch_sharding(mesh)
+  batch_sh = mesh_lib.batch_sharding(mesh)
   data_iter = dataset.train_iterator(stage_cfg.batch_size, batch_sh, seed=seed)
 
-  abstract = checkpointing.abstract_like(
+  abstract = checkpoint.abstract_like(
       jax.eval_shape(init_fn, init_key(seed)), state_sh)
   restored = ckpt.restore_latest(abstract)
   if restored is not None:

@@ -3,7 +3,9 @@ encoders that cannot take the dataset's inputs. Each error names the key."""
 import difflib
 from typing import Any, Mapping
 
-from ume_jax import masking, methods, optim
+from ume_jax import methods
+from ume_jax.missing import masking
+from ume_jax.train import optim
 from ume_jax.models import classifier, registry
 from ume_jax.weights import graft
 

@@ -18,8 +18,12 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from ume_jax import (checkpointing, config_checks, methods, optim, sharding,
-                     trainer)
+from ume_jax import methods
+from ume_jax.infra import checkpoint
+from ume_jax.config import checks as config_checks
+from ume_jax.train import optim
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import trainer
 from ume_jax import data as data_lib
 
 
@@ -67,9 +71,9 @@ def compile_step(method, stage_cfg, dataset, mesh, seed: int = 0) -> dict:
   """Lowers and compiles one train step; returns what XLA planned."""
   tx = optim.make_optimizer(stage_cfg.optim, 1000)
   init_fn, state_sh = trainer.plan_state(method, tx, mesh)
-  state = checkpointing.abstract_like(
+  state = checkpoint.abstract_like(
       jax.eval_shape(init_fn, trainer.init_key(seed)), state_sh)
-  batch_sh = sharding.batch_sharding(mesh)
+  batch_sh = mesh_lib.batch_sharding(mesh)
   batch = _abstract_batch(dataset, int(stage_cfg.batch_size), batch_sh)
   step = trainer.jit_train_step(method, tx, stage_cfg, state_sh, batch_sh,
                                 mesh, multilabel=dataset.spec.multilabel,
@@ -85,7 +89,7 @@ def compile_step(method, stage_cfg, dataset, mesh, seed: int = 0) -> dict:
       "compile_s": round(seconds, 2),
       "params_mb": _megabytes(sum(x.size * x.dtype.itemsize
                                   for x in jax.tree.leaves(params))),
-      "sharded_params": sharding.sharding_summary(
+      "sharded_params": mesh_lib.sharding_summary(
           params, jax.tree.map(lambda x: x.sharding, params)),
       "argument_mb_per_device": _megabytes(
           getattr(mem, "argument_size_in_bytes", 0)),
@@ -98,7 +102,7 @@ def check(config, devices: Sequence | None = None) -> list[dict]:
   config_checks.check_config(config)
   dataset = data_lib.get_dataset(config.data)
   config_checks.check_against_dataset(config, dataset.spec)
-  mesh = sharding.build_mesh(config.mesh, devices)
+  mesh = mesh_lib.build_mesh(config.mesh, devices)
   config_checks.check_against_mesh(config, mesh)
   means = (dataset.modality_means() if config.model.substitute == "mean"
            else None)

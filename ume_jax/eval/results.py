@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ume_jax import scenarios as scenarios_lib
+from ume_jax.missing import scenarios as scenarios_lib
 
 Table = Mapping[str, Mapping[str, Mapping[str, float]]]
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ume_jax import masking
+from ume_jax.missing import masking
 
 
 @dataclasses.dataclass(frozen=True)

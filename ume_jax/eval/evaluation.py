@@ -9,7 +9,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import jax
 
-from ume_jax import metrics, scenarios as scenarios_lib, sharding, steps
+from ume_jax.eval import metrics
+from ume_jax.missing import scenarios as scenarios_lib
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.train import step as step_lib
 
 
 def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
@@ -22,13 +25,13 @@ def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
   """
   multilabel = dataset.spec.multilabel
   jitted = {
-      name: jax.jit(steps.make_eval_step(fn, multilabel=multilabel,
+      name: jax.jit(step_lib.make_eval_step(fn, multilabel=multilabel,
                                          mask_seed=mask_seed))
       for name, (fn, _) in evaluators.items()}
   arrays = {s.name: scenarios_lib.scenario_arrays(s) for s in scenarios}
   totals: dict[tuple[str, str], dict] = {}
   for batch in dataset.eval_batches(split, batch_size,
-                                    sharding.batch_sharding(mesh)):
+                                    mesh_lib.batch_sharding(mesh)):
     for name, (_, params) in evaluators.items():
       for s in scenarios:
         counts = jitted[name](params, batch, arrays[s.name])

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 import jax
 
-from ume_jax import checkpointing
+from ume_jax.infra import checkpoint
 from ume_jax.methods import Method
 
 
@@ -34,7 +34,7 @@ def load_into_fusion(params: dict, *, pretrain_root: str,
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
         wanted)
-    loaded, _ = checkpointing.restore_params(
+    loaded, _ = checkpoint.restore_params(
         unimodal_dir(pretrain_root, m), method.fingerprint, abstract)
     params[f"{m}_encoder"] = loaded["encoder"]
     if load_heads:
@@ -44,6 +44,6 @@ def load_into_fusion(params: dict, *, pretrain_root: str,
 
 def load_params(directory: str, method: Method, abstract_params: Any) -> Any:
   """Latest parameters of ``method`` saved in ``directory`` (for eval)."""
-  params, _ = checkpointing.restore_params(directory, method.fingerprint,
+  params, _ = checkpoint.restore_params(directory, method.fingerprint,
                                            abstract_params)
   return params
