@@ -11,7 +11,9 @@ import json
 import numpy as np
 
 from configs import default as default_config
+from ume_jax import methods
 from ume_jax.data import DatasetSpec
+from ume_jax.missing.masking import MaskingSpec
 
 SPLITS = ("train", "validation", "test")
 
@@ -29,6 +31,18 @@ def tiny_config():
   c.pretrain.num_epochs = 1
   c.pretrain.batch_size = 16
   return c
+
+
+def unimodal(config, spec, m, means=None):
+  """``methods.unimodal`` for a whole test config."""
+  return methods.unimodal(config.model, spec, m, MaskingSpec.from_config(
+      config, spec.modalities, means))
+
+
+def fusion(config, spec, name, means=None):
+  """``methods.fusion`` for a whole test config."""
+  return methods.fusion(config.model, spec, name, MaskingSpec.from_config(
+      config, spec.modalities, means))
 
 
 def batch(size=16, seed=0, spec=SPEC, with_eval_keys=False):

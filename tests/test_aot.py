@@ -1,4 +1,5 @@
-"""Ahead-of-time compile check (ume_jax/aot.py, ume_jax/aot_check.py)."""
+"""Ahead-of-time compile check (ume_jax/train/aot.py,
+experiment.compile_check, ume_jax/aot_check.py)."""
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
-from ume_jax.train import aot
+from ume_jax import experiment
 from ume_jax.config import checks as config_checks
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +28,7 @@ def config(tmp_path_factory):
 
 
 def test_every_training_run_compiles_with_sharded_params(config):
-  report = aot.check(config)
+  report = experiment.compile_check(config)
   assert [r["method"] for r in report] == [
       "unimodal:image", "unimodal:audio", "late_fusion",
       "late_fusion_pretrained", "mma"]
@@ -45,7 +46,7 @@ def test_fsdp_splits_per_device_arguments(config):
   replicated.mesh.data, replicated.mesh.fsdp = 8, 1
   by_mesh = {}
   for c in (config, replicated):
-    r = aot.check(c, jax.devices())[-1]
+    r = experiment.compile_check(c, jax.devices())[-1]
     by_mesh[c.mesh.fsdp] = r["argument_mb_per_device"]
   # Parameters and optimizer state are split in two with fsdp=2.
   assert by_mesh[2] < by_mesh[1]
@@ -55,7 +56,7 @@ def test_a_batch_that_does_not_split_is_reported(config):
   bad = config.copy_and_resolve_references()
   bad.pretrain.batch_size = 12
   with pytest.raises(config_checks.ConfigError, match="pretrain.batch_size"):
-    aot.check(bad)
+    experiment.compile_check(bad)
 
 
 def test_cli_compiles_for_more_devices_than_the_host_has(config, tmp_path):

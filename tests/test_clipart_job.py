@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from configs import clipart as clipart_config
+from tests import fakes
 from ume_jax import experiment, methods
-from ume_jax.train import warm_start
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import trainer
 from ume_jax import data as data_lib
 from ume_jax import weights
 
@@ -36,18 +35,18 @@ def three(tmp_path_factory):
 
 def _params(config, workdir, run_dir, method):
   mesh = mesh_lib.build_mesh(config.mesh)
-  return warm_start.load_params(os.path.join(workdir, run_dir), method,
-                                trainer.abstract_params(method, mesh))
+  return experiment.restore_params(os.path.join(workdir, run_dir), method,
+                                methods.abstract_params(method, mesh))
 
 
 def test_frozen_pretrained_layers_are_the_package_weights(two):
   config, workdir, _ = two
   spec = data_lib.get_dataset(config.data).spec
   want = weights.load("minilm_l6")
-  uni = methods.unimodal(config, spec, "text", None)
+  uni = fakes.unimodal(config, spec, "text")
   text = _params(config, workdir, "pretrain/text", uni)["encoder"]
   mma = _params(config, workdir, "mma",
-                methods.fusion(config, spec, "mma", None))["text_encoder"]
+                fakes.fusion(config, spec, "mma"))["text_encoder"]
   for got in (text, mma):
     # Frozen (embeddings, layer0-1 of the 2 kept): exactly the file's.
     for key in ("word_embed", "layer0", "layer1"):
@@ -55,7 +54,7 @@ def test_frozen_pretrained_layers_are_the_package_weights(two):
           np.asarray(a), b), got[key], want[key])
   # The late_fusion baseline grafted the same weights before training.
   lf = _params(config, workdir, "late_fusion",
-               methods.fusion(config, spec, "late_fusion", None))
+               fakes.fusion(config, spec, "late_fusion"))
   np.testing.assert_array_equal(np.asarray(lf["text_encoder"]["pos_embed"]),
                                 want["pos_embed"])
 

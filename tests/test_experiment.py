@@ -17,7 +17,7 @@ from ume_jax.eval import evaluation
 from ume_jax.train import warm_start
 from ume_jax.missing import scenarios
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import trainer
+from ume_jax.train import seeds, trainer
 from ume_jax import data as data_lib
 
 METHODS = ["unimodal:image", "unimodal:audio", "ume", "late_fusion",
@@ -92,9 +92,9 @@ def test_training_learns_and_ume_drops_absent_modality(run):
 
 def _eval_on(mesh, config, workdir, method_name):
   dataset = data_lib.get_dataset(config.data)
-  method = methods.fusion(config, dataset.spec, method_name, None)
-  params = warm_start.load_params(os.path.join(workdir, method_name), method,
-                                  trainer.abstract_params(method, mesh))
+  method = fx.fusion(config, dataset.spec, method_name)
+  params = experiment.restore_params(os.path.join(workdir, method_name), method,
+                                  methods.abstract_params(method, mesh))
   return evaluation.evaluate(
       {method_name: (method.eval_logits, params)}, dataset=dataset,
       split="test", batch_size=40, mesh=mesh, mask_seed=config.eval.mask_seed,
@@ -121,11 +121,11 @@ def test_resume_reproduces_uninterrupted_run(run, tmp_path):
   experiment.run(config, wd)
   mesh = mesh_lib.build_mesh(config.mesh)
   spec = data_lib.get_dataset(config.data).spec
-  method = methods.fusion(config, spec, "mma", None)
-  abstract = trainer.abstract_params(method, mesh)
-  original = warm_start.load_params(os.path.join(workdir, "mma"), method,
+  method = fx.fusion(config, spec, "mma")
+  abstract = methods.abstract_params(method, mesh)
+  original = experiment.restore_params(os.path.join(workdir, "mma"), method,
                                     abstract)
-  resumed = warm_start.load_params(os.path.join(wd, "mma"), method, abstract)
+  resumed = experiment.restore_params(os.path.join(wd, "mma"), method, abstract)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(
       np.asarray(a), np.asarray(b)), original, resumed)
 
@@ -134,15 +134,16 @@ def test_finetuning_starts_from_unimodal_weights(run):
   config, workdir, _ = run
   mesh = mesh_lib.build_mesh(config.mesh)
   spec = data_lib.get_dataset(config.data).spec
-  uni = {m: methods.unimodal(config, spec, m, None) for m in spec.modalities}
-  method = methods.fusion(config, spec, "mma", None)
+  uni = {m: fx.unimodal(config, spec, m) for m in spec.modalities}
+  method = fx.fusion(config, spec, "mma")
   fresh = trainer.plan_state(method, trainer.optim.make_optimizer(
-      config.finetune.optim, 10), mesh)[0](trainer.init_key(7)).params
-  loaded = warm_start.load_into_fusion(fresh, pretrain_root=workdir,
-                                       unimodal_methods=uni, load_heads=True)
+      config.finetune.optim, 10), mesh)[0](seeds.init_key(7)).params
+  loaded = warm_start.load_into_fusion(
+      fresh, unimodal={m: (experiment.unimodal_dir(workdir, m), u)
+                       for m, u in uni.items()}, load_heads=True)
   for m in spec.modalities:
-    want = warm_start.load_params(warm_start.unimodal_dir(workdir, m), uni[m],
-                                  trainer.abstract_params(uni[m], mesh))
+    want = experiment.restore_params(experiment.unimodal_dir(workdir, m), uni[m],
+                                  methods.abstract_params(uni[m], mesh))
     for part in ("encoder", "head"):
       got = loaded[f"{m}_{part}"]
       jax.tree.map(lambda a, b: np.testing.assert_array_equal(

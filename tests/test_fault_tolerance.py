@@ -20,7 +20,6 @@ import pytest
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
 from ume_jax import experiment, methods
-from ume_jax.train import warm_start
 from ume_jax.infra import preemption
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import trainer
@@ -158,10 +157,10 @@ def _config(tmp, asset, **mesh):
 
 def _image_params(config, workdir):
   spec = data_lib.get_dataset(config.data).spec
-  method = methods.unimodal(config, spec, "image", None)
+  method = fx.unimodal(config, spec, "image")
   mesh = mesh_lib.build_mesh(config.mesh)
-  return warm_start.load_params(warm_start.unimodal_dir(workdir, "image"),
-                                method, trainer.abstract_params(method, mesh))
+  return experiment.restore_params(experiment.unimodal_dir(workdir, "image"),
+                                method, methods.abstract_params(method, mesh))
 
 
 def _tree_close(a, b, **tol):
@@ -191,7 +190,7 @@ def _truncate_files(directory):
 def test_corrupt_latest_checkpoint_warns_and_resumes_from_previous(
     pretrained_run, caplog):
   tmp, asset, workdir, want = pretrained_run
-  image_dir = warm_start.unimodal_dir(workdir, "image")
+  image_dir = experiment.unimodal_dir(workdir, "image")
   _truncate_files(os.path.join(image_dir, "20", "state"))
   config = _config(tmp, asset)
   experiment.run(config, workdir)
@@ -208,8 +207,8 @@ def test_resume_on_another_mesh_and_device_count(pretrained_run):
   moved = str(tmp / "other_mesh")
   os.makedirs(os.path.join(moved, "pretrain"))
   for m in ("image", "audio"):
-    src = warm_start.unimodal_dir(workdir, m)
-    dst = warm_start.unimodal_dir(moved, m)
+    src = experiment.unimodal_dir(workdir, m)
+    dst = experiment.unimodal_dir(moved, m)
     os.makedirs(dst)
     os.symlink(os.path.join(src, "10"), os.path.join(dst, "10"))
   # Written on data=4 x fsdp=2 (8 devices), resumed on 2 devices, no fsdp.
@@ -236,7 +235,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_last_good(
                      match=r"non-finite at step (\d+)") as info:
     experiment.run(config, workdir)
   bad = int(re.search(r"at step (\d+)", str(info.value)).group(1))
-  image_dir = warm_start.unimodal_dir(workdir, "image")
+  image_dir = experiment.unimodal_dir(workdir, "image")
   saved = sorted(int(d) for d in os.listdir(image_dir) if d.isdigit())
   assert all(s < bad for s in saved)
   if saved:   # the kept checkpoint restores, and it is finite

@@ -4,10 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from tests import fakes as fx
-from ume_jax import methods
 from ume_jax.missing import masking
 from ume_jax.eval import metrics
-from ume_jax.train import trainer
+from ume_jax.train import seeds
 
 
 def _setup():
@@ -24,15 +23,15 @@ def _setup():
 def _init(method):
   return jax.tree.map(
       lambda p: getattr(p, "value", p),
-      method.model.init(trainer.init_key(0), *method.example_inputs(1))
+      method.model.init(seeds.init_key(0), *method.example_inputs(1))
       ["params"], is_leaf=lambda p: hasattr(p, "value"))
 
 
 def test_unimodal_pretraining_skips_examples_without_the_modality():
   config, batch, lacking = _setup()
-  audio = methods.unimodal(config, fx.SPEC, "audio", None)
+  audio = fx.unimodal(config, fx.SPEC, "audio")
   np.testing.assert_array_equal(audio.example_weights(batch), ~lacking)
-  image = methods.unimodal(config, fx.SPEC, "image", None)
+  image = fx.unimodal(config, fx.SPEC, "image")
   np.testing.assert_array_equal(image.example_weights(batch), 1.0)
   params = _init(audio)
   logits = audio.train_logits(params, batch, None)
@@ -45,7 +44,7 @@ def test_unimodal_pretraining_skips_examples_without_the_modality():
 def test_fusion_training_never_sees_the_missing_audio():
   config, batch, lacking = _setup()
   for name in ("late_fusion", "mma"):
-    method = methods.fusion(config, fx.SPEC, name, None)
+    method = fx.fusion(config, fx.SPEC, name)
     params = _init(method)
     other = dict(batch, audio=batch["audio"] * 10 + 3)
     key = jax.random.key(1)

@@ -8,7 +8,7 @@ from ume_jax import methods
 from ume_jax.train import optim
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import step as step_lib
-from ume_jax.train import trainer
+from ume_jax.train import seeds, trainer
 
 
 def test_mesh_fill_and_errors():
@@ -24,10 +24,10 @@ def test_mesh_fill_and_errors():
 
 def _run_steps(mesh, num_steps=3):
   config = fx.tiny_config()
-  method = methods.fusion(config, fx.SPEC, "mma", None)
+  method = fx.fusion(config, fx.SPEC, "mma")
   tx = optim.make_optimizer(config.finetune.optim, 10)
   init_fn, state_sh = trainer.plan_state(method, tx, mesh)
-  state = init_fn(trainer.init_key(0))
+  state = init_fn(seeds.init_key(0))
   batch_sh = mesh_lib.batch_sharding(mesh)
   step = jax.jit(step_lib.make_train_step(method.train_logits, tx,
                                        multilabel=False, seed=0),
@@ -57,8 +57,8 @@ def test_sharded_step_equals_single_device_step():
 
 def test_params_split_over_fsdp_axis():
   mesh = mesh_lib.build_mesh({"data": 2, "fsdp": 4})
-  method = methods.fusion(fx.tiny_config(), fx.SPEC, "late_fusion", None)
-  abstract = trainer.abstract_params(method, mesh)
+  method = fx.fusion(fx.tiny_config(), fx.SPEC, "late_fusion")
+  abstract = methods.abstract_params(method, mesh)
   summary = mesh_lib.sharding_summary(
       abstract, jax.tree.map(lambda x: x.sharding, abstract))
   assert summary["sharded_bytes"] > summary["replicated_bytes"] > 0

@@ -34,12 +34,13 @@ def main(argv):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_"
         f"device_count={_NUM_DEVICES.value}").strip()
-  from ume_jax import errors  # pylint: disable=g-import-not-at-top
+  # Imported only now: the device count above must be set before jax starts.
+  from ume_jax import errors, experiment  # pylint: disable=g-import-not-at-top
   from ume_jax.train import aot  # pylint: disable=g-import-not-at-top
   try:
     devices = aot.topology_devices(_TOPOLOGY.value) if _TOPOLOGY.value \
         else None
-    report = aot.check(_CONFIG.value, devices)
+    report = experiment.compile_check(_CONFIG.value, devices)
   except errors.USER_ERRORS as e:
     raise SystemExit(f"error: {e}") from None
   for r in report:

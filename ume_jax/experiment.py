@@ -1,98 +1,176 @@
 """The whole method, stage by stage: pre-train -> fine-tune -> evaluate.
 
 ``run(config, workdir)`` is what ``main.py`` calls. ``config.stage`` picks one
-stage or ``all``. Layout of a workdir::
+stage or ``all``. ``setup(config)`` is everything a run builds before it
+trains (checks, dataset, mesh, methods); ``training_runs`` lists the runs a
+config trains, each with its config section, directory and seed; the
+ahead-of-time check (``aot_check.py``) reuses both. Layout of a workdir::
 
   pretrain/<modality>/   uni-modal checkpoints + metrics.jsonl + events
   <method>/              late_fusion, late_fusion_pretrained, mma
   results.json, results.md, robustness.png
 """
+import dataclasses
 import functools
 import os
+from typing import Any, Callable, Sequence
 
 import jax
 
-from ume_jax import methods
-from ume_jax.config import checks as config_checks
-from ume_jax.eval import evaluation
-from ume_jax.infra import preemption
-from ume_jax.train import warm_start
-from ume_jax.eval import report
-from ume_jax.eval import results as results_lib
-from ume_jax.missing import scenarios as scenarios_lib
-from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import trainer
 from ume_jax import data as data_lib
-from ume_jax.eval import metrics
+from ume_jax import methods as methods_lib
+from ume_jax.config import checks as config_checks
+from ume_jax.eval import evaluation, metrics, report
+from ume_jax.eval import results as results_lib
+from ume_jax.infra import checkpoint, preemption
+from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra.logs import announce
+from ume_jax.missing import scenarios as scenarios_lib
+from ume_jax.missing.masking import MaskingSpec
+from ume_jax.train import aot, seeds, trainer, warm_start
 from ume_jax.weights import graft
 
+# The config section holding each fusion method's budget and optimizer:
+# trained from scratch, or fine-tuned from the uni-modal checkpoints.
+# (Every uni-modal model trains under ``pretrain``.)
+SECTION_OF = {name: "finetune" if name in methods_lib.PRETRAINED_INIT
+              else "scratch" for name in methods_lib.FUSION_METHODS}
 
-def _stage_seed(config, offset: int) -> int:
-  return int(config.seed) + offset
+
+def unimodal_dir(root: str, modality: str) -> str:
+  return os.path.join(root, "pretrain", modality)
 
 
-def pretrain(config, workdir, dataset, mesh, unimodal):
-  for i, (m, method) in enumerate(unimodal.items()):
+@dataclasses.dataclass(frozen=True)
+class Methods:
+  """The methods a config defines, built once."""
+  unimodal: dict[str, methods_lib.Method]   # modality -> its uni-modal model
+  fusion: dict[str, methods_lib.Method]     # config.methods, in order
+
+
+def build_methods(config, spec: data_lib.DatasetSpec,
+                  means=None) -> Methods:
+  masking = MaskingSpec.from_config(config, spec.modalities, means)
+  return Methods(
+      unimodal={m: methods_lib.unimodal(config.model, spec, m, masking)
+                for m in spec.modalities},
+      fusion={name: methods_lib.fusion(config.model, spec, name, masking)
+              for name in config.methods})
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  config: Any
+  dataset: data_lib.Dataset
+  mesh: jax.sharding.Mesh
+  methods: Methods
+
+
+def setup(config, devices: Sequence | None = None) -> Setup:
+  """Checks ``config``, then builds its dataset, mesh and methods."""
+  config_checks.check_config(config)
+  dataset = data_lib.get_dataset(config.data)
+  config_checks.check_against_dataset(config, dataset.spec)
+  mesh = mesh_lib.build_mesh(config.mesh, devices)
+  config_checks.check_against_mesh(config, mesh)
+  means = (dataset.modality_means() if config.model.substitute == "mean"
+           else None)
+  return Setup(config, dataset, mesh,
+               build_methods(config, dataset.spec, means))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingRun:
+  """One call to ``trainer.train``."""
+  stage: str          # the config.stage that runs it: pretrain | finetune
+  section: str        # config section: pretrain | scratch | finetune
+  method: methods_lib.Method
+  directory: str
+  seed: int
+  init_params: Callable[[Any], Any] | None
+
+
+def training_runs(s: Setup, workdir: str) -> list[TrainingRun]:
+  """Every training run of the config, in the order they run."""
+  config = s.config
+  runs = []
+  for i, (m, method) in enumerate(s.methods.unimodal.items()):
     init = graft.initializer({m: config.model.encoders[m]},
                              lambda _: "encoder")
-    trainer.train(method, config.pretrain, dataset=dataset, mesh=mesh,
-                  directory=warm_start.unimodal_dir(workdir, m),
-                  seed=_stage_seed(config, i), init_params=init,
-                  checkpoint_cfg=config.checkpoint,
-                  log_every_steps=config.log_every_steps)
-
-
-def finetune(config, workdir, dataset, mesh, unimodal, means):
+    runs.append(TrainingRun("pretrain", "pretrain", method,
+                            unimodal_dir(workdir, m),
+                            seeds.pretrain_seed(config.seed, i), init))
   pretrain_root = config.finetune.get("pretrained_dir") or workdir
-  for name in config.methods:
-    method = methods.fusion(config, dataset.spec, name, means)
-    # From scratch: the encoders' own pre-trained weights, if configured.
-    init = graft.initializer(config.model.encoders, lambda m: f"{m}_encoder")
-    stage_cfg = config.scratch
-    if name in methods.PRETRAINED_INIT:
-      stage_cfg = config.finetune
+  for name, method in s.methods.fusion.items():
+    if SECTION_OF[name] == "finetune":
       init = functools.partial(
-          warm_start.load_into_fusion, pretrain_root=pretrain_root,
-          unimodal_methods=unimodal,
+          warm_start.load_into_fusion,
+          unimodal={m: (unimodal_dir(pretrain_root, m), u)
+                    for m, u in s.methods.unimodal.items()},
           load_heads=config.model.fusion == "sum_logits")
-    trainer.train(method, stage_cfg, dataset=dataset, mesh=mesh,
-                  directory=os.path.join(workdir, name),
-                  seed=_stage_seed(config, 100), init_params=init,
-                  checkpoint_cfg=config.checkpoint,
-                  log_every_steps=config.log_every_steps)
+    else:   # from scratch: the encoders' own pre-trained weights, if any
+      init = graft.initializer(config.model.encoders,
+                               lambda m: f"{m}_encoder")
+    runs.append(TrainingRun("finetune", SECTION_OF[name], method,
+                            os.path.join(workdir, name),
+                            seeds.fusion_seed(config.seed), init))
+  return runs
 
 
-def _evaluators(config, root, dataset, mesh, unimodal, means):
+def train(s: Setup, workdir: str, stage: str) -> None:
+  """Trains every run of ``stage`` (resuming finished ones is a no-op)."""
+  config = s.config
+  for run in training_runs(s, workdir):
+    if run.stage == stage:
+      trainer.train(run.method, config[run.section], dataset=s.dataset,
+                    mesh=s.mesh, directory=run.directory, seed=run.seed,
+                    init_params=run.init_params,
+                    checkpoint_cfg=config.checkpoint,
+                    log_every_steps=config.log_every_steps)
+
+
+def restore_params(directory: str, method: methods_lib.Method,
+                   abstract_params: Any) -> Any:
+  """The latest parameters of ``method`` saved in ``directory``, on the
+  shardings ``abstract_params`` carries."""
+  params, _ = checkpoint.restore_params(directory, method.fingerprint,
+                                        abstract_params)
+  return params
+
+
+def _restore(directory: str, method: methods_lib.Method, mesh) -> Any:
+  return restore_params(directory, method,
+                        methods_lib.abstract_params(method, mesh))
+
+
+def _evaluators(s: Setup, root: str) -> dict:
   """method name -> (eval_logits, params restored from checkpoints)."""
   out = {}
+  unimodal = s.methods.unimodal
   for m, method in unimodal.items():
-    params = warm_start.load_params(warm_start.unimodal_dir(root, m), method,
-                                    trainer.abstract_params(method, mesh))
-    out[method.name] = (method.eval_logits, params)
-  out["ume"] = (methods.ume_logits(unimodal, dataset.spec),
+    out[method.name] = (method.eval_logits,
+                        _restore(unimodal_dir(root, m), method, s.mesh))
+  out["ume"] = (methods_lib.ume_logits(unimodal, s.dataset.spec),
                 {m: out[f"unimodal:{m}"][1] for m in unimodal})
-  for name in config.methods:
-    method = methods.fusion(config, dataset.spec, name, means)
-    params = warm_start.load_params(os.path.join(root, name), method,
-                                    trainer.abstract_params(method, mesh))
-    out[name] = (method.eval_logits, params)
+  for name, method in s.methods.fusion.items():
+    out[name] = (method.eval_logits,
+                 _restore(os.path.join(root, name), method, s.mesh))
   return out
 
 
-def evaluate(config, workdir, dataset, mesh, unimodal, means) -> dict:
+def evaluate(s: Setup, workdir: str) -> dict:
+  config, spec = s.config, s.dataset.spec
   root = config.eval.get("checkpoint_dir") or workdir
-  spec = dataset.spec
   scenarios = scenarios_lib.build_scenarios(spec.modalities,
                                             config.eval.missing_rates)
-  evaluators = _evaluators(config, root, dataset, mesh, unimodal, means)
+  evaluators = _evaluators(s, root)
   by_split = {}
   for split in ("validation", "test"):
     announce(f"evaluating {len(evaluators)} methods x {len(scenarios)}"
              f" scenarios on {split} ({spec.split_sizes[split]} examples)")
     by_split[split] = evaluation.evaluate(
-        evaluators, dataset=dataset, split=split, scenarios=scenarios,
-        batch_size=config.eval.batch_size, mesh=mesh,
+        evaluators, dataset=s.dataset, split=split, scenarios=scenarios,
+        batch_size=config.eval.batch_size, mesh=s.mesh,
         mask_seed=config.eval.mask_seed)
   names = metrics.metric_names(spec.multilabel)
   primary = config.eval.get("primary_metric") or names[0]
@@ -101,26 +179,28 @@ def evaluate(config, workdir, dataset, mesh, unimodal, means) -> dict:
                               by_split["test"])
 
 
+def compile_check(config, devices: Sequence | None = None) -> list[dict]:
+  """Compiles every train step of ``config`` for a mesh over ``devices``
+  (``aot_check.py``), training nothing."""
+  s = setup(config, devices)
+  # The runs' directories are never touched: only methods and sections.
+  return [dict(stage=run.section, mesh=dict(s.mesh.shape),
+               **aot.compile_step(run.method, config[run.section], s.dataset,
+                                  s.mesh))
+          for run in training_runs(s, workdir="")]
+
+
 def run(config, workdir: str) -> dict | None:
   """Runs ``config.stage`` in ``workdir``; returns results when evaluated."""
-  config_checks.check_config(config)
-  dataset = data_lib.get_dataset(config.data)
-  config_checks.check_against_dataset(config, dataset.spec)
-  mesh = mesh_lib.build_mesh(config.mesh)
-  config_checks.check_against_mesh(config, mesh)
-  announce(f"mesh {dict(mesh.shape)} on {mesh.size} devices")
-  means = (dataset.modality_means() if config.model.substitute == "mean"
-           else None)
-  unimodal = {m: methods.unimodal(config, dataset.spec, m, means)
-              for m in dataset.spec.modalities}
+  s = setup(config)
+  announce(f"mesh {dict(s.mesh.shape)} on {s.mesh.size} devices")
   with preemption.notices():
-    if config.stage in ("all", "pretrain"):
-      pretrain(config, workdir, dataset, mesh, unimodal)
-    if config.stage in ("all", "finetune"):
-      finetune(config, workdir, dataset, mesh, unimodal, means)
+    for stage in ("pretrain", "finetune"):
+      if config.stage in ("all", stage):
+        train(s, workdir, stage)
     if config.stage not in ("all", "eval"):
       return None
-    results = evaluate(config, workdir, dataset, mesh, unimodal, means)
+    results = evaluate(s, workdir)
   if jax.process_index() == 0:   # every process holds the same results
     table = report.write_results(results, workdir)
     print(table, flush=True)

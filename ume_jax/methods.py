@@ -7,17 +7,22 @@
   missing-modality augmentation;
 - ``ume``: eval-only ensemble, the sum of the uni-modal models' logits over
   the modalities each example has;
-- ``ume_mma``: ``ume`` or ``mma``, chosen on validation (``experiment.py``).
+- ``ume_mma``: ``ume`` or ``mma``, chosen on validation (``eval/results.py``).
+
+Each receives what it needs: the model config (``config.model``), the
+dataset's spec and the run's ``MaskingSpec``, never the whole config.
 """
 import dataclasses
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ume_jax.missing import masking
 from ume_jax.data import DatasetSpec
+from ume_jax.infra import mesh as mesh_lib
+from ume_jax.missing.masking import MaskingSpec
 from ume_jax.models import LateFusionClassifier, UniModalClassifier
 
 FUSION_METHODS = ("late_fusion", "late_fusion_pretrained", "mma")
@@ -36,53 +41,46 @@ class Method:
   # Per-example loss weights of a training batch (None: all count).
   example_weights: Callable[[dict], jnp.ndarray] | None = None
 
+  def boxed_params(self, key: jax.Array) -> Any:
+    """Fresh parameters, still boxed with their logical axis names."""
+    return self.model.init(key, *self.example_inputs(1))["params"]
+
+
+def abstract_params(method: Method, mesh) -> Any:
+  """Parameter ShapeDtypeStructs carrying their mesh shardings (no memory)."""
+  boxed = jax.eval_shape(method.boxed_params, jax.random.key(0))
+  return mesh_lib.abstract_like(nn.meta.unbox(boxed),
+                                mesh_lib.param_shardings(boxed, mesh))
+
 
 def _zeros(spec: DatasetSpec, m: str, batch: int) -> np.ndarray:
   return np.zeros((batch,) + tuple(spec.input_shapes[m]),
                   spec.input_dtypes.get(m, "float32"))
 
 
-def _encoder(config, m: str) -> tuple[str, dict]:
-  enc = config.model.encoders[m]
+def _encoder(model_cfg, m: str) -> tuple[str, dict]:
+  enc = model_cfg.encoders[m]
   return enc.name, dict(enc.get("kwargs", {}) or {})
 
 
-def _substitute_kind(config) -> str:
-  return config.model.substitute
-
-
-def training_present(config, spec: DatasetSpec, batch: dict) -> jnp.ndarray:
-  """Modalities a training example has: natively (``present``) and after
-  ``train_missing.rates`` took some away for good."""
-  rates = dict(config.train_missing.rates or {})
-  if not any(float(r) > 0 for r in rates.values()):
-    return batch["present"]
-  per_modality = [float(rates.get(m, 0.0)) for m in spec.modalities]
-  return batch["present"] & masking.permanently_present(
-      int(config.train_missing.seed), batch["index"], per_modality)
-
-
-def unimodal(config, spec: DatasetSpec, m: str,
-             means: Mapping[str, np.ndarray]) -> Method:
-  name, kwargs = _encoder(config, m)
+def unimodal(model_cfg, spec: DatasetSpec, m: str,
+             masking: MaskingSpec) -> Method:
+  name, kwargs = _encoder(model_cfg, m)
   model = UniModalClassifier(name, kwargs, spec.num_classes)
-  kind = "zeros" if _substitute_kind(config) == "learned" else \
-      _substitute_kind(config)
 
   def train_logits(params, batch, key):
     del key
     return model.apply({"params": params}, batch[m])
 
   def eval_logits(params, batch, present):
-    inputs = masking.substitute_inputs(batch, present, spec.modalities, kind,
-                                       means)
+    inputs = masking.inputs(batch, present, unimodal=True)
     return model.apply({"params": params}, inputs[m])
 
   index = spec.modalities.index(m)
 
   def example_weights(batch):
     # An example without modality m teaches its uni-modal model nothing.
-    return training_present(config, spec, batch)[:, index].astype(jnp.float32)
+    return masking.training_present(batch)[:, index].astype(jnp.float32)
 
   return Method(
       f"unimodal:{m}", model, lambda b: (_zeros(spec, m, b),), train_logits,
@@ -93,28 +91,26 @@ def unimodal(config, spec: DatasetSpec, m: str,
       example_weights)
 
 
-def fusion(config, spec: DatasetSpec, method: str,
-           means: Mapping[str, np.ndarray]) -> Method:
+def fusion(model_cfg, spec: DatasetSpec, method: str,
+           masking: MaskingSpec) -> Method:
   if method not in FUSION_METHODS:
     raise ValueError(f"Unknown fusion method {method!r}; expected one of"
                      f" {FUSION_METHODS}")
   mods = spec.modalities
-  encoders = {m: _encoder(config, m) for m in mods}
-  kind = _substitute_kind(config)
+  encoders = {m: _encoder(model_cfg, m) for m in mods}
   model = LateFusionClassifier(
-      mods, encoders, spec.num_classes, fusion=config.model.fusion,
-      substitute=kind, missing_logits=config.model.missing_logits)
+      mods, encoders, spec.num_classes, fusion=model_cfg.fusion,
+      substitute=masking.substitute, missing_logits=model_cfg.missing_logits)
   augment = method == "mma"
-  drop_probs = [float(config.mma.drop_probs[m]) for m in mods]
 
   def forward(params, batch, present):
-    inputs = masking.substitute_inputs(batch, present, mods, kind, means)
-    return model.apply({"params": params}, inputs, present)
+    return model.apply({"params": params}, masking.inputs(batch, present),
+                       present)
 
   def train_logits(params, batch, key):
-    present = training_present(config, spec, batch)
+    present = masking.training_present(batch)
     if augment:
-      present = masking.train_present(key, present, drop_probs)
+      present = masking.augmented_present(key, present)
     return forward(params, batch, present)
 
   def example_inputs(b):
@@ -125,8 +121,9 @@ def fusion(config, spec: DatasetSpec, method: str,
       "method": method, "modalities": list(mods),
       "encoders": {m: list(e) for m, e in encoders.items()},
       "input_shapes": {m: list(spec.input_shapes[m]) for m in mods},
-      "num_classes": spec.num_classes, "fusion": config.model.fusion,
-      "substitute": kind, "missing_logits": config.model.missing_logits}
+      "num_classes": spec.num_classes, "fusion": model_cfg.fusion,
+      "substitute": masking.substitute,
+      "missing_logits": model_cfg.missing_logits}
   return Method(method, model, example_inputs, train_logits, forward,
                 fingerprint)
 

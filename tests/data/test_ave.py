@@ -14,6 +14,7 @@ from PIL import Image
 import pytest
 from scipy.io import wavfile
 
+from tests import fakes
 from ume_jax import experiment, methods
 from ume_jax.train import warm_start
 from ume_jax.infra import mesh as mesh_lib
@@ -207,8 +208,8 @@ def test_small_config_end_to_end(fixture_dir, tmp_path):
 
 def _params(config, workdir, run_dir, method):
   mesh = mesh_lib.build_mesh(config.mesh)
-  return warm_start.load_params(os.path.join(workdir, run_dir), method,
-                                trainer.abstract_params(method, mesh))
+  return experiment.restore_params(os.path.join(workdir, run_dir), method,
+                                methods.abstract_params(method, mesh))
 
 
 def test_whisper_small_config_end_to_end(fixture_dir, tmp_path):
@@ -238,8 +239,8 @@ def test_whisper_small_config_end_to_end(fixture_dir, tmp_path):
   assert spec.input_shapes["audio"] == (80, 200)
   want = weights.load("whisper_tiny_en")
   uni = _params(c, workdir, "pretrain/audio",
-                methods.unimodal(c, spec, "audio", None))["encoder"]
-  mma = _params(c, workdir, "mma", methods.fusion(c, spec, "mma", None)
+                fakes.unimodal(c, spec, "audio"))["encoder"]
+  mma = _params(c, workdir, "mma", fakes.fusion(c, spec, "mma")
                 )["audio_encoder"]
   for got in (uni, mma):
     for key in ("conv1", "conv2", "pos_embed", "block0"):

@@ -10,9 +10,8 @@ from tests import fakes as fx
 from tests.fakes import make_learnable_asset
 from ume_jax import experiment, methods
 from ume_jax.config import checks as config_checks
-from ume_jax.train import warm_start
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import trainer
+from ume_jax.train import seeds, trainer
 from ume_jax.data import DatasetSpec
 from ume_jax.weights import WeightSet, WeightsError, graft, registry
 
@@ -58,7 +57,7 @@ def _spec_28():
 
 def _weights_file(config, tmp, seed=3):
   """Random 'pre-trained' weights for the image encoder, saved as npz."""
-  method = methods.unimodal(config, _spec_28(), "image", None)
+  method = fx.unimodal(config, _spec_28(), "image")
   shapes = jax.eval_shape(lambda k: jax.tree.map(
       lambda x: getattr(x, "value", x),
       method.model.init(k, *method.example_inputs(1))["params"],
@@ -88,13 +87,13 @@ def test_pretrain_and_scratch_fusion_start_from_the_weights(tmp_path):
 
   mesh = mesh_lib.build_mesh(config.mesh)
   spec = _spec_28()
-  uni = methods.unimodal(config, spec, "image", None)
-  got = warm_start.load_params(warm_start.unimodal_dir(workdir, "image"), uni,
-                               trainer.abstract_params(uni, mesh))
+  uni = fx.unimodal(config, spec, "image")
+  got = experiment.restore_params(experiment.unimodal_dir(workdir, "image"), uni,
+                               methods.abstract_params(uni, mesh))
   _assert_tree_equal(got["encoder"], want)
-  fusion = methods.fusion(config, spec, "late_fusion", None)
-  got = warm_start.load_params(os.path.join(workdir, "late_fusion"), fusion,
-                               trainer.abstract_params(fusion, mesh))
+  fusion = fx.fusion(config, spec, "late_fusion")
+  got = experiment.restore_params(os.path.join(workdir, "late_fusion"), fusion,
+                               methods.abstract_params(fusion, mesh))
   _assert_tree_equal(got["image_encoder"], want)
   # The audio encoder, with no weights configured, kept its random init.
   assert max(np.abs(np.asarray(x)).max()
@@ -105,9 +104,9 @@ def test_graft_keeps_shardings_and_rejects_other_shapes(tmp_path):
   config = _config(tmp_path)
   _, want = _weights_file(config, tmp_path)
   mesh = mesh_lib.build_mesh(config.mesh)
-  uni = methods.unimodal(config, _spec_28(), "image", None)
+  uni = fx.unimodal(config, _spec_28(), "image")
   tx = trainer.optim.make_optimizer(config.pretrain.optim, 10)
-  params = trainer.plan_state(uni, tx, mesh)[0](trainer.init_key(0)).params
+  params = trainer.plan_state(uni, tx, mesh)[0](seeds.init_key(0)).params
   out = graft.graft(params["encoder"], want, where="encoder", source="test")
   _assert_tree_equal(out, want)
   jax.tree.map(lambda a, b: assert_same_sharding(a, b), out,

@@ -8,11 +8,31 @@ example's index, so all methods see the same missing modalities.
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 
 from ume_jax.eval import metrics
-from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import step as step_lib
+from ume_jax.missing import scenarios as scenarios_lib
+
+EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
+
+
+def make_eval_step(eval_logits: EvalLogitsFn, *, multilabel: bool,
+                   mask_seed: int):
+  """(params, batch, scenario arrays) -> metric counts for that scenario.
+
+  The scenario is a traced argument, so one compilation serves them all.
+  """
+
+  def eval_step(params, batch: dict, scenario_arrays: dict):
+    present = scenarios_lib.present_mask(scenario_arrays, batch["index"],
+                                         mask_seed)
+    present = present & batch["present"]
+    logits = eval_logits(params, batch, present)
+    return metrics.batch_counts(logits, batch["label"], batch["valid"],
+                                multilabel)
+
+  return eval_step
 
 
 def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
@@ -25,8 +45,8 @@ def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
   """
   multilabel = dataset.spec.multilabel
   jitted = {
-      name: jax.jit(step_lib.make_eval_step(fn, multilabel=multilabel,
-                                         mask_seed=mask_seed))
+      name: jax.jit(make_eval_step(fn, multilabel=multilabel,
+                                   mask_seed=mask_seed))
       for name, (fn, _) in evaluators.items()}
   arrays = {s.name: scenarios_lib.scenario_arrays(s) for s in scenarios}
   totals: dict[tuple[str, str], dict] = {}

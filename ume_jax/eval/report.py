@@ -1,28 +1,32 @@
 """Writes results: ``results.json``, ``results.md`` and ``robustness.png``."""
 import json
 import os
-import re
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: a file, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
-_RATE = re.compile(r"missing_rate:(?P<m>[^:]+):(?P<r>[0-9.]+)$")
+
+
+def _rate_scenarios(results: dict) -> list[dict]:
+  """The ``missing_rate`` scenarios of ``results`` (their structure)."""
+  return [s for s in results["scenarios"] if s["rate_modality"] is not None]
 
 
 def markdown_table(results: dict) -> str:
   metric = results["primary_metric"]
   methods = results["methods"]
-  names = list(next(iter(methods.values())))
-  fixed = [s for s in names if not _RATE.match(s)]
-  rates = [s for s in names if _RATE.match(s)]
+  rates = _rate_scenarios(results)
+  fixed = [s["name"] for s in results["scenarios"] if s not in rates]
+  labels = {s["name"]: f"{s['rate_modality']}:{s['rate']:g}" for s in rates}
   lines = [f"# {results['dataset']}: test {metric} (%)", ""]
   for title, cols in (("Missing modalities", fixed),
-                      ("Missing rate (modality:rate)", rates)):
+                      ("Missing rate (modality:rate)",
+                       [s["name"] for s in rates])):
     if not cols:
       continue
-    short = [c.replace("missing_rate:", "") for c in cols]
+    short = [labels.get(c, c) for c in cols]
     lines += [f"## {title}", "", "| method | " + " | ".join(short) + " |",
               "|---" * (len(cols) + 1) + "|"]
     for m, row in methods.items():
@@ -44,11 +48,9 @@ def robustness_plot(results: dict, path: str):
   metric = results["primary_metric"]
   methods = results["methods"]
   curves: dict[str, dict[str, list]] = {}
-  for s in next(iter(methods.values())):
-    match = _RATE.match(s)
-    if match:
-      curves.setdefault(match["m"], {}).setdefault("rates", []).append(
-          (float(match["r"]), s))
+  for s in _rate_scenarios(results):
+    curves.setdefault(s["rate_modality"], {}).setdefault("rates", []).append(
+        (s["rate"], s["name"]))
   if not curves:
     return
   fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4),

@@ -43,7 +43,7 @@ def ceilings(test: Table, metric: str, modalities: Sequence[str],
              scenarios: Sequence[scenarios_lib.Scenario]) -> dict[str, float]:
   out = {}
   for s in scenarios:
-    if s.name.startswith("missing:"):
+    if s.drops_modalities:
       remaining = [m for m, p in zip(modalities, s.fixed_present) if p]
       out[s.name] = max(test[f"unimodal:{m}"]["full"][metric]
                         for m in remaining)
@@ -65,5 +65,6 @@ def assemble(dataset_name: str, metric_names: Sequence[str], primary: str,
       "methods": methods,
       "ume_mma_choice": choice,
       "ceiling": ceilings(test, primary, modalities, scenarios),
+      "scenarios": [s.describe(modalities) for s in scenarios],
       "validation": {m: dict(v) for m, v in validation.items()},
   }

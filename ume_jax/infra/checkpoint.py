@@ -29,13 +29,6 @@ class CheckpointError(ValueError):
   """A checkpoint is missing, or belongs to another model."""
 
 
-def abstract_like(tree: Any, shardings: Any) -> Any:
-  """ShapeDtypeStructs carrying the *current* shardings, for restore."""
-  return jax.tree.map(
-      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-      tree, shardings)
-
-
 def _canonical(fingerprint: dict) -> dict:
   return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
 

@@ -64,6 +64,14 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def abstract_like(tree: Any, shardings: Any) -> Any:
+  """ShapeDtypeStructs carrying the *current* shardings (for jitted init,
+  restore and ahead-of-time compiles); no memory is allocated."""
+  return jax.tree.map(
+      lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+      tree, shardings)
+
+
 def _fit_to_shape(spec: P, shape: tuple[int, ...], mesh: Mesh) -> P:
   """Replicates any dim the mesh axes do not divide (small heads, odd dims)."""
   fitted = []

@@ -7,16 +7,77 @@ Everything here is a pure jax function, used inside jitted steps:
   training examples that never have a modality (the paper's page-8 setting);
 - ``substitute_inputs`` / ``substitute_features``: what a model sees in place
   of an absent modality.
+``MaskingSpec`` gathers a run's masking settings from the config, once, so
+methods receive it rather than the whole config. The keys masks are drawn
+from come from ``keys.py``.
 
 Masks are boolean ``(batch, num_modalities)`` arrays, True = present, in the
 dataset's canonical modality order.
 """
+import dataclasses
 from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ume_jax.missing import keys
 
 SUBSTITUTES = ("zeros", "mean", "learned")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class MaskingSpec:
+  """How one run decides and fills missing modalities.
+
+  ``drop_probs``: MMA's per-sample drop probability per modality;
+  ``train_missing_rates`` / ``train_missing_seed``: the fraction of training
+  examples lacking each modality for good; ``means``: the dataset's mean
+  input per modality (for ``substitute == "mean"``).
+  """
+  modalities: tuple[str, ...]
+  substitute: str
+  drop_probs: tuple[float, ...]
+  train_missing_rates: tuple[float, ...]
+  train_missing_seed: int
+  means: Mapping[str, np.ndarray] | None = None
+
+  @classmethod
+  def from_config(cls, config, modalities: Sequence[str],
+                  means: Mapping[str, np.ndarray] | None = None
+                  ) -> "MaskingSpec":
+    rates = dict(config.train_missing.rates or {})
+    return cls(
+        modalities=tuple(modalities), substitute=config.model.substitute,
+        drop_probs=tuple(float(config.mma.drop_probs[m]) for m in modalities),
+        train_missing_rates=tuple(float(rates.get(m, 0.0))
+                                  for m in modalities),
+        train_missing_seed=int(config.train_missing.seed), means=means)
+
+  @property
+  def unimodal_substitute(self) -> str:
+    """A uni-modal model has no feature-level token to learn: where the
+    fusion models use a ``learned`` substitute, its absent input is zeros."""
+    return "zeros" if self.substitute == "learned" else self.substitute
+
+  def training_present(self, batch: dict) -> jnp.ndarray:
+    """Modalities a training example has: natively (``present``) and after
+    the training-set missingness took some away for good."""
+    if not any(r > 0 for r in self.train_missing_rates):
+      return batch["present"]
+    return batch["present"] & permanently_present(
+        self.train_missing_seed, batch["index"], self.train_missing_rates)
+
+  def augmented_present(self, key: jax.Array, present: jnp.ndarray
+                        ) -> jnp.ndarray:
+    return train_present(key, present, self.drop_probs)
+
+  def inputs(self, batch: dict, present: jnp.ndarray, *,
+             unimodal: bool = False) -> dict[str, jnp.ndarray]:
+    """``batch`` with absent modalities' inputs substituted."""
+    kind = self.unimodal_substitute if unimodal else self.substitute
+    return substitute_inputs(batch, present, self.modalities, kind,
+                             self.means)
 
 
 def train_present(key: jax.Array, data_present: jnp.ndarray,
@@ -55,17 +116,15 @@ def permanently_present(seed: int, index: jnp.ndarray,
   over its rate stays.
   """
   rates = jnp.asarray(rates, jnp.float32)
-  base = jax.random.key(seed)
-  u = jax.vmap(lambda i: jax.vmap(
-      lambda m: jax.random.uniform(jax.random.fold_in(
-          jax.random.fold_in(base, m), i)))(jnp.arange(rates.shape[0])))(index)
+  u = jax.vmap(jax.vmap(jax.random.uniform))(
+      keys.training_missingness_keys(seed, rates.shape[0], index))
   present = u >= rates
   keep = jax.nn.one_hot(jnp.argmax(u - rates, axis=1), rates.shape[0],
                         dtype=jnp.bool_)
   return jnp.where(jnp.any(present, axis=1, keepdims=True), present, keep)
 
 
-def scenario_present(seed_key: jax.Array, index: jnp.ndarray,
+def scenario_present(mask_seed: int, index: jnp.ndarray,
                      always_absent: jnp.ndarray, rate_modality: int,
                      rate: float) -> jnp.ndarray:
   """Evaluation mask of one scenario for examples ``index`` (B,).
@@ -77,8 +136,8 @@ def scenario_present(seed_key: jax.Array, index: jnp.ndarray,
   process count.
   """
   num_modalities = always_absent.shape[0]
-  u = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(seed_key, i)))(
-      index)
+  u = jax.vmap(jax.random.uniform)(
+      keys.evaluation_keys(mask_seed, rate_modality, index))
   rate_absent = (u < rate)[:, None] & (
       jnp.arange(num_modalities) == rate_modality)[None, :]
   return ~(always_absent[None, :] | rate_absent)

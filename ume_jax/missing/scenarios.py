@@ -10,7 +10,6 @@ import dataclasses
 import itertools
 from typing import Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,6 +27,24 @@ class Scenario:
   def fixed_present(self) -> tuple[bool, ...]:
     """Modalities present for every example (all but the always-absent)."""
     return tuple(not a for a in self.always_absent)
+
+  @property
+  def has_rate(self) -> bool:
+    """True for ``missing_rate:`` scenarios (a fraction of examples)."""
+    return self.rate_modality >= 0
+
+  @property
+  def drops_modalities(self) -> bool:
+    """True for ``missing:`` scenarios: some modalities absent for all."""
+    return any(self.always_absent)
+
+  def describe(self, modalities: Sequence[str]) -> dict:
+    """The scenario's structure, for results files and their readers."""
+    return {"name": self.name,
+            "absent": [m for m, a in zip(modalities, self.always_absent) if a],
+            "rate_modality": (modalities[self.rate_modality] if self.has_rate
+                              else None),
+            "rate": self.rate}
 
 
 def build_scenarios(modalities: Sequence[str],
@@ -54,7 +71,7 @@ def build_scenarios(modalities: Sequence[str],
 def single_missing(scenarios: Sequence[Scenario]) -> list[Scenario]:
   """The ``missing:<m>`` scenarios with exactly one modality absent."""
   return [s for s in scenarios
-          if s.name.startswith("missing:") and sum(s.always_absent) == 1]
+          if not s.has_rate and sum(s.always_absent) == 1]
 
 
 def scenario_arrays(scenario: Scenario) -> dict[str, np.ndarray]:
@@ -67,11 +84,9 @@ def scenario_arrays(scenario: Scenario) -> dict[str, np.ndarray]:
 def present_mask(arrays: dict, index: jnp.ndarray, seed: int) -> jnp.ndarray:
   """(B, M) presence mask of a scenario for examples ``index`` (traceable).
 
-  The random key depends on the modality, not on the rate, so masks at rate
-  0.3 are a subset of those at 0.5: curves over rates are monotone in the
-  missing set, as a reader of a robustness plot expects.
+  Masks at rate 0.3 are a subset of those at 0.5 (``keys.evaluation_keys``):
+  curves over rates are monotone in the missing set, as a reader of a
+  robustness plot expects.
   """
-  key = jax.random.fold_in(jax.random.key(seed),
-                           jnp.maximum(arrays["rate_modality"], 0))
-  return masking.scenario_present(key, index, arrays["always_absent"],
+  return masking.scenario_present(seed, index, arrays["always_absent"],
                                   arrays["rate_modality"], arrays["rate"])

@@ -6,6 +6,10 @@ not fit the device count, batch sizes that do not split, parameters that do
 not shard, a model that does not trace for the dataset's shapes, and the
 per-device memory XLA plans for each step (arguments + temporaries).
 
+``ume_jax/aot_check.py`` is its command line: it builds the config's runs
+with ``experiment.setup`` / ``experiment.training_runs`` and compiles each
+with ``compile_step``.
+
 Devices: the current backend's, or a TPU topology described by name
 (``jax.experimental.topologies``, needs libtpu; compiles for chips that are
 not attached). On a CPU host, ``ume_jax.aot_check --num_devices=N`` compiles
@@ -13,18 +17,14 @@ for N fake CPU devices: the partitioning is the target's, the memory numbers
 are XLA:CPU's.
 """
 import time
-from typing import Any, Sequence
 
 import jax
 import numpy as np
 
 from ume_jax import methods
-from ume_jax.infra import checkpoint
-from ume_jax.config import checks as config_checks
-from ume_jax.train import optim
+from ume_jax.config.checks import ConfigError
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import trainer
-from ume_jax import data as data_lib
+from ume_jax.train import optim, seeds, trainer
 
 
 def topology_devices(name: str) -> list:
@@ -33,21 +33,10 @@ def topology_devices(name: str) -> list:
   try:
     return list(topologies.get_topology_desc(name, platform="tpu").devices)
   except Exception as e:  # pylint: disable=broad-except
-    raise config_checks.ConfigError(
+    raise ConfigError(
         f"Cannot describe TPU topology {name!r} here ({e}). Compiling for a"
         " TPU topology needs libtpu (`pip install jax[tpu]`); on a CPU host"
         " use --num_devices=N instead.") from None
-
-
-def _stages(config, spec, means) -> list[tuple[str, Any, methods.Method]]:
-  """(stage, stage config, method) for every training run of the config."""
-  out = [("pretrain", config.pretrain, methods.unimodal(config, spec, m, means))
-         for m in spec.modalities]
-  for name in config.methods:
-    stage = "finetune" if name in methods.PRETRAINED_INIT else "scratch"
-    out.append((stage, config[stage], methods.fusion(config, spec, name,
-                                                     means)))
-  return out
 
 
 def _abstract_batch(dataset, batch_size: int, batch_sh) -> dict:
@@ -71,8 +60,8 @@ def compile_step(method, stage_cfg, dataset, mesh, seed: int = 0) -> dict:
   """Lowers and compiles one train step; returns what XLA planned."""
   tx = optim.make_optimizer(stage_cfg.optim, 1000)
   init_fn, state_sh = trainer.plan_state(method, tx, mesh)
-  state = checkpoint.abstract_like(
-      jax.eval_shape(init_fn, trainer.init_key(seed)), state_sh)
+  state = mesh_lib.abstract_like(
+      jax.eval_shape(init_fn, seeds.init_key(seed)), state_sh)
   batch_sh = mesh_lib.batch_sharding(mesh)
   batch = _abstract_batch(dataset, int(stage_cfg.batch_size), batch_sh)
   step = trainer.jit_train_step(method, tx, stage_cfg, state_sh, batch_sh,
@@ -82,7 +71,7 @@ def compile_step(method, stage_cfg, dataset, mesh, seed: int = 0) -> dict:
   compiled = step.lower(state, batch).compile()
   seconds = time.perf_counter() - start
   mem = compiled.memory_analysis()
-  params = trainer.abstract_params(method, mesh)
+  params = methods.abstract_params(method, mesh)
   return {
       "method": method.name,
       "batch_size": int(stage_cfg.batch_size),
@@ -95,18 +84,3 @@ def compile_step(method, stage_cfg, dataset, mesh, seed: int = 0) -> dict:
           getattr(mem, "argument_size_in_bytes", 0)),
       "temp_mb_per_device": _megabytes(getattr(mem, "temp_size_in_bytes", 0)),
   }
-
-
-def check(config, devices: Sequence | None = None) -> list[dict]:
-  """Compiles every train step of ``config`` for a mesh over ``devices``."""
-  config_checks.check_config(config)
-  dataset = data_lib.get_dataset(config.data)
-  config_checks.check_against_dataset(config, dataset.spec)
-  mesh = mesh_lib.build_mesh(config.mesh, devices)
-  config_checks.check_against_mesh(config, mesh)
-  means = (dataset.modality_means() if config.model.substitute == "mean"
-           else None)
-  return [dict(stage=stage, mesh=dict(mesh.shape),
-               **compile_step(method, stage_cfg, dataset, mesh))
-          for stage, stage_cfg, method in _stages(config, dataset.spec,
-                                                  means)]

@@ -1,7 +1,7 @@
-"""Pure train and eval steps; ``trainer.py`` jits them with shardings.
+"""The pure train step; ``trainer.py`` jits it with shardings.
 
-A step's randomness is ``fold_in(key(seed), step)``: resuming from a
-checkpoint replays exactly the masks an uninterrupted run would have drawn.
+A step's randomness is ``keys.augmentation_key(seed, step)``: resuming from
+a checkpoint replays exactly the masks an uninterrupted run would have drawn.
 """
 from typing import Any, Callable
 
@@ -10,11 +10,10 @@ import jax.numpy as jnp
 import optax
 
 from ume_jax.eval import metrics
-from ume_jax.missing import scenarios
+from ume_jax.missing import keys
 from ume_jax.train.state import TrainState
 
 TrainLogitsFn = Callable[[Any, dict, jax.Array], jnp.ndarray]
-EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
 
 
 def _split(frozen: Any, params: Any) -> Any:
@@ -40,7 +39,7 @@ def make_train_step(train_logits: TrainLogitsFn,
   """
 
   def train_step(state: TrainState, batch: dict):
-    key = jax.random.fold_in(jax.random.key(seed), state.step)
+    key = keys.augmentation_key(seed, state.step)
 
     weights = None if example_weights is None else example_weights(batch)
 
@@ -71,21 +70,3 @@ def make_train_step(train_logits: TrainLogitsFn,
     return new_state, out
 
   return train_step
-
-
-def make_eval_step(eval_logits: EvalLogitsFn, *, multilabel: bool,
-                   mask_seed: int):
-  """(params, batch, scenario arrays) -> metric counts for that scenario.
-
-  The scenario is a traced argument, so one compilation serves them all.
-  """
-
-  def eval_step(params, batch: dict, scenario_arrays: dict):
-    present = scenarios.present_mask(scenario_arrays, batch["index"],
-                                     mask_seed)
-    present = present & batch["present"]
-    logits = eval_logits(params, batch, present)
-    return metrics.batch_counts(logits, batch["label"], batch["valid"],
-                                multilabel)
-
-  return eval_step

@@ -12,31 +12,19 @@ import flax.linen as nn
 import jax
 import optax
 
+from ume_jax import methods
 from ume_jax.infra import checkpoint
-from ume_jax.train import optim
-from ume_jax.infra import preemption
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import step as step_lib
-from ume_jax.methods import Method
+from ume_jax.infra import preemption
 from ume_jax.infra.logs import MetricWriter, Progress, announce
+from ume_jax.methods import Method
+from ume_jax.train import optim, seeds
+from ume_jax.train import step as step_lib
 from ume_jax.train.state import TrainState
 
 
 class TrainingError(RuntimeError):
   """Training diverged or cannot start."""
-
-
-def _boxed_params_fn(method: Method):
-  def boxed_params(key):
-    return method.model.init(key, *method.example_inputs(1))["params"]
-  return boxed_params
-
-
-def abstract_params(method: Method, mesh) -> Any:
-  """Parameter ShapeDtypeStructs carrying their mesh shardings (no memory)."""
-  boxed = jax.eval_shape(_boxed_params_fn(method), jax.random.key(0))
-  return checkpoint.abstract_like(nn.meta.unbox(boxed),
-                                     mesh_lib.param_shardings(boxed, mesh))
 
 
 def plan_state(method: Method, tx: optax.GradientTransformation, mesh
@@ -47,8 +35,7 @@ def plan_state(method: Method, tx: optax.GradientTransformation, mesh
   then created directly on their devices by a jitted init whose output
   shardings are these, never materialised whole on one device.
   """
-  boxed_params = _boxed_params_fn(method)
-  params_abstract = abstract_params(method, mesh)
+  params_abstract = methods.abstract_params(method, mesh)
   param_sh = jax.tree.map(lambda x: x.sharding, params_abstract)
   opt_shape = jax.eval_shape(tx.init, params_abstract)
   replicated = mesh_lib.replicated(mesh)
@@ -58,7 +45,7 @@ def plan_state(method: Method, tx: optax.GradientTransformation, mesh
   announce(mesh_lib.describe_sharding(method.name, params_abstract, param_sh))
 
   def init(key):
-    params = nn.meta.unbox(boxed_params(key))
+    params = nn.meta.unbox(method.boxed_params(key))
     return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
                       opt_state=tx.init(params))
 
@@ -77,14 +64,6 @@ def jit_train_step(method: Method, tx: optax.GradientTransformation,
       in_shardings=(state_sh, batch_sh),
       out_shardings=(state_sh, mesh_lib.replicated(mesh)),
       donate_argnums=(0,))
-
-
-def init_key(seed: int) -> jax.Array:
-  """Key for parameter init. 'rbg' because XLA:CPU compiles threefry's
-  unrolled rounds slowly: a small model's init compiled in 7.8 s with
-  threefry vs 1.9 s with rbg here. Values do not depend on the mesh (tested);
-  masks keep threefry, whose streams are specified bit for bit."""
-  return jax.random.key(seed, impl="rbg")
 
 
 def total_steps(stage_cfg, train_size: int) -> int:
@@ -115,10 +94,11 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
       max_to_keep=int(ckpt_cfg.get("max_to_keep", 2)),
       asynchronous=bool(ckpt_cfg.get("asynchronous", True)))
   batch_sh = mesh_lib.batch_sharding(mesh)
-  data_iter = dataset.train_iterator(stage_cfg.batch_size, batch_sh, seed=seed)
+  data_iter = dataset.train_iterator(stage_cfg.batch_size, batch_sh,
+                                   seed=seeds.data_order_seed(seed))
 
-  abstract = checkpoint.abstract_like(
-      jax.eval_shape(init_fn, init_key(seed)), state_sh)
+  abstract = mesh_lib.abstract_like(
+      jax.eval_shape(init_fn, seeds.init_key(seed)), state_sh)
   restored = ckpt.restore_latest(abstract)
   if restored is not None:
     latest, state, iter_state = restored
@@ -126,7 +106,7 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
     announce(f"{method.name}: resumed from step {latest} of {num_steps} in"
              f" {directory}")
   else:
-    state = init_fn(init_key(seed))
+    state = init_fn(seeds.init_key(seed))
     if init_params is not None:
       state = state.replace(params=init_params(state.params))
 
