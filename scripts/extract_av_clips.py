@@ -1,7 +1,8 @@
 """Extracts frames and 16 kHz audio per clip from AVE / Kinetics-Sounds videos.
 
-Needs ``ffmpeg`` on PATH. Writes the layout ``ume_jax/data/video_clips.py``
-reads (set ``--config.data.manual_dir`` to OUT)::
+Needs ``ffmpeg`` on PATH. Writes the layout
+``ume_jax/data/datasets/video_clips.py`` reads (set
+``--config.data.manual_dir`` to OUT)::
 
   OUT/<list files, copied>          AVE: Annotations.txt, trainSet.txt,
                                     valSet.txt, testSet.txt;

@@ -398,7 +398,7 @@ def bag_of_words(texts, split):
 def baselines(images, labels, split, records, num_classes) -> dict:
   """Uni-modal linear baselines: how much each modality alone gives."""
   # The loader's one-field text (ume_jax is installed in the project venv).
-  from ume_jax.data.clipart import joined_text  # pylint: disable=g-import-not-at-top
+  from ume_jax.data.datasets.clipart import joined_text  # pylint: disable=g-import-not-at-top
   train = labels[split == 0]
   majority = np.bincount(train, minlength=num_classes).argmax()
   out = {"majority_class": {"test": round(float(

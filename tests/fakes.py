@@ -112,7 +112,7 @@ def write_asset(path, arrays=None):
 
 def ids_from_image(image) -> np.ndarray:
   """Example indices from standardised (unaugmented) image batch (B,28,28,1)."""
-  from ume_jax.data import avdigits  # pylint: disable=g-import-not-at-top
+  from ume_jax.data.datasets import avdigits  # pylint: disable=g-import-not-at-top
   mean, std = avdigits.STATS["image"]
   px = np.rint((np.asarray(image)[:, 0, :2, 0] * std + mean) * 255)
   return (px[:, 0] + 256 * px[:, 1]).astype(np.int64)

@@ -18,7 +18,7 @@ def fake_arrays():
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory, fake_asset):
-  from ume_jax.data import avdigits  # pylint: disable=g-import-not-at-top
+  from ume_jax.data.datasets import avdigits  # pylint: disable=g-import-not-at-top
   d = tmp_path_factory.mktemp("tfds")
   avdigits.prepare(d, fake_asset)
   return d

@@ -9,7 +9,7 @@ import pytest
 
 from tests import fakes
 from ume_jax.data import DataError
-from ume_jax.data import avdigits
+from ume_jax.data.datasets import avdigits
 
 
 def test_round_trip(data_dir, fake_asset, fake_arrays):

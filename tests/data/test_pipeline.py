@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests import fakes
-from ume_jax.data import avdigits
+from ume_jax.data.datasets import avdigits
 from ume_jax.data import get_dataset
 
 P = jax.sharding.PartitionSpec

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.data import text_tokenizer
+from ume_jax.data.frontends import text_tokenizer
 from ume_jax.models import build_encoder, registry
 
 KW = dict(vocab_size=64, max_len=16, width=16, depth=2, heads=2, mlp_dim=32,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from ume_jax.data import text_tokenizer
+from ume_jax.data.frontends import text_tokenizer
 from ume_jax.models import minilm
 from ume_jax.models.registry import build_encoder, input_ndim
 from ume_jax.weights import minilm as minilm_weights

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ume_jax.data.vgg_preprocess import preprocess
+from ume_jax.data.frontends.vgg_preprocess import preprocess
 from ume_jax.models import registry as model_registry
 from ume_jax.models.vgg import VGG16, VGG16_BLOCKS, max_pool_same
 from ume_jax.weights import registry, vgg16

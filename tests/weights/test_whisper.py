@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ume_jax.data import log_mel
+from ume_jax.data.frontends import log_mel
 from ume_jax.models import registry as model_registry
 from ume_jax.models.whisper import WhisperEncoder
 from ume_jax.weights import registry, whisper

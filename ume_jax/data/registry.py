@@ -9,13 +9,13 @@ from typing import Callable
 import jax
 from jax.experimental import multihost_utils
 
-from ume_jax.data import ave
-from ume_jax.data import avdigits
-from ume_jax.data import avmnist
-from ume_jax.data import clipart
-from ume_jax.data import food101
-from ume_jax.data import kinetics_sounds
-from ume_jax.data import mmimdb
+from ume_jax.data.datasets import ave
+from ume_jax.data.datasets import avdigits
+from ume_jax.data.datasets import avmnist
+from ume_jax.data.datasets import clipart
+from ume_jax.data.datasets import food101
+from ume_jax.data.datasets import kinetics_sounds
+from ume_jax.data.datasets import mmimdb
 from ume_jax.data.errors import DataError
 from ume_jax.data.pipeline import Dataset
 

@@ -23,7 +23,7 @@ the ResNet, or Whisper's log-mel for the pre-trained Whisper encoder): see
 import pathlib
 
 from ume_jax.data import pipeline
-from ume_jax.data import video_clips
+from ume_jax.data.datasets import video_clips
 from ume_jax.data.errors import DataError
 
 NAME = "ave"

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from ume_jax import experiment
-from ume_jax.data import kinetics_sounds as ks
-from ume_jax.data import registry, video_clips
+from ume_jax.data.datasets import kinetics_sounds as ks
+from ume_jax.data import registry
+from ume_jax.data.datasets import video_clips
 from ume_jax.data.errors import DataError
-from tests.data.test_ave import OPTIONS, write_clip
+from tests.data.datasets.test_ave import OPTIONS, write_clip
 
 
 def write_ks(root: pathlib.Path, n_train=32, n_test=8, labels=(0, 7, 30)):

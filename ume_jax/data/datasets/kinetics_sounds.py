@@ -29,7 +29,7 @@ import hashlib
 import pathlib
 
 from ume_jax.data import pipeline
-from ume_jax.data import video_clips
+from ume_jax.data.datasets import video_clips
 from ume_jax.data.errors import DataError
 
 NAME = "kinetics_sounds"

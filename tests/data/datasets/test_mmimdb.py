@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ume_jax.data import mmimdb
+from ume_jax.data.datasets import mmimdb
 from ume_jax.data.errors import DataError
 
 N = 60

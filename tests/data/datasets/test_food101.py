@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ume_jax.data import food101
+from ume_jax.data.datasets import food101
 from ume_jax.data.errors import DataError
 
 CLASSES = ["apple_pie", "baby_back_ribs", "caesar_salad", "donuts"]

@@ -48,8 +48,8 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
-from ume_jax.data import audio_features
-from ume_jax.data import log_mel
+from ume_jax.data.frontends import audio_features
+from ume_jax.data.frontends import log_mel
 from ume_jax.data import pipeline
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError

@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from ume_jax.data import pipeline
-from ume_jax.data import text_tokenizer
+from ume_jax.data.frontends import text_tokenizer
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError
 from ume_jax.data.spec import DatasetSpec

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from ume_jax.data import DataError
-from ume_jax.data import clipart
+from ume_jax.data.datasets import clipart
 from ume_jax.data import get_dataset
-from ume_jax.data import text_tokenizer
+from ume_jax.data.frontends import text_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_deterministic(data_dir, asset):
 def test_vgg_front_end_feeds_vgg16_what_hed_preprocess_gives(data_dir,
                                                              asset):
   import jax
-  from ume_jax.data import vgg_preprocess
+  from ume_jax.data.frontends import vgg_preprocess
   from ume_jax.models import vgg
   arrays, _ = asset
   b = _first_batch(get_dataset(_cfg(data_dir, image_normalization="vgg")),

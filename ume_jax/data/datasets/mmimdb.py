@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from ume_jax.data import image_text
+from ume_jax.data.datasets import image_text
 from ume_jax.data.errors import DataError
 
 NAME = "mmimdb"

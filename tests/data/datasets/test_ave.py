@@ -20,7 +20,9 @@ from ume_jax.train import warm_start
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import trainer
 from ume_jax import weights
-from ume_jax.data import audio_features, ave, log_mel, registry, video_clips
+from ume_jax.data import registry
+from ume_jax.data.datasets import ave, video_clips
+from ume_jax.data.frontends import audio_features, log_mel
 from ume_jax.data.errors import DataError
 
 OPTIONS = dict(num_frames=2, image_size=16, n_mels=16, audio_frames=24)

@@ -33,19 +33,19 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from ume_jax.data import asset as asset_lib
-from ume_jax.data import image_text
-from ume_jax.data import packaged
+from ume_jax.data.datasets import image_text
+from ume_jax.data import prepare as packaged
 from ume_jax.data import pipeline
-from ume_jax.data import text_tokenizer
+from ume_jax.data.frontends import text_tokenizer
 from ume_jax.data import transforms
-from ume_jax.data import vgg_preprocess
+from ume_jax.data.frontends import vgg_preprocess
 from ume_jax.data.errors import DataError
 from ume_jax.data.spec import DatasetSpec
 
 NAME = "clipart"
 VERSION = "1.0.0"
 SPLITS = image_text.SPLITS
-PACKAGED_ASSET = pathlib.Path(__file__).parent / "assets" / "clipart.npz"
+PACKAGED_ASSET = pathlib.Path(__file__).parents[1] / "assets" / "clipart.npz"
 CLASSES = (
     "animals", "buildings", "computer", "education", "electronics", "food",
     "geography", "office", "people", "plants", "recreation", "shapes",

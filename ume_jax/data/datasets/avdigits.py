@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from ume_jax.data import asset as asset_lib
-from ume_jax.data import packaged
+from ume_jax.data import prepare as packaged
 from ume_jax.data import pipeline
 from ume_jax.data import transforms
 from ume_jax.data.spec import DatasetSpec

@@ -17,7 +17,8 @@ import pytest
 from configs import avmnist as avmnist_config
 from ume_jax import experiment
 from ume_jax.missing import scenarios
-from ume_jax.data import DataError, avmnist, get_dataset
+from ume_jax.data import DataError, get_dataset
+from ume_jax.data.datasets import avmnist
 
 N_TRAIN, N_TEST, VALIDATION = 300, 100, 60
 FILES = ["image/train_data.npy", "image/test_data.npy",

@@ -22,7 +22,7 @@ import functools
 import numpy as np
 from scipy.io import wavfile
 
-from ume_jax.data import log_mel as whisper_log_mel
+from ume_jax.data.frontends import log_mel as whisper_log_mel
 
 DB_MIN, DB_MAX = -70.0, 50.0  # a full-scale 440 Hz sine peaks at ~+42 dB
 
