@@ -13,11 +13,8 @@ import argparse
 import json
 import os
 import pathlib
-import sys
 import tempfile
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 
 def _fake_asset(path, sizes=(7000, 1000, 2000)):
@@ -47,7 +44,7 @@ def main():
   flags.FLAGS.mark_as_parsed()  # grain workers read absl flags.
   import jax  # pylint: disable=g-import-not-at-top
   import ml_collections  # pylint: disable=g-import-not-at-top
-  from ume_jax.data import asset as asset_lib  # pylint: disable=g-import-not-at-top
+  from ume_jax.data.datasets import avdigits as asset_lib  # pylint: disable=g-import-not-at-top
   from ume_jax.data import get_dataset  # pylint: disable=g-import-not-at-top
 
   tmp = tempfile.TemporaryDirectory()

@@ -1,15 +1,17 @@
 """PyTorch twin of the ``mma`` late-fusion train step (benchmark only).
 
 Same model as ``ume_jax.models``: per modality a ConvEncoder (3x3 'SAME'
-convs + ReLU with the JAX encoder's channels and strides - default (16, 32, 64)
-and stride 2 throughout since commit dfc4aba, image (1, 2, 2) before - then
-flatten, Dense(128) + ReLU) and a linear head; fusion sums the heads' logits (``sum_logits``, ``missing_logits="keep"``). Same per-sample
-missing-modality augmentation as ``ume_jax.masking.train_present`` (Bernoulli
-drop with prob p per modality, rescue one native modality when all would be
-dropped) and zero substitution; softmax cross-entropy; AdamW (weight decay
-1e-4 on every parameter, like ``optax.adamw``), global-norm clipping at 1.0,
-warm-up + cosine schedule with the encoders at 0.1x the heads' learning rate
-(``config.finetune.optim``'s ``lr_multipliers``).
+convs + ReLU with the channels and strides the JAX encoder is given, then
+flatten, Dense + ReLU) and a linear head; fusion sums the heads' logits
+(``sum_logits``, ``missing_logits="keep"``). Same per-sample
+missing-modality augmentation as ``ume_jax.missing.masking.train_present``
+(Bernoulli drop with prob p per modality, rescue one native modality when all
+would be dropped) and zero substitution; softmax cross-entropy; AdamW (weight
+decay on every parameter, like ``optax.adamw``), global-norm clipping,
+warm-up + cosine schedule with the encoders at a multiple of the heads'
+learning rate (``config.finetune.optim``'s ``lr_multipliers``). The caller
+passes every setting (encoder fields, drop probabilities, optimizer) from the
+config the JAX side runs; ``benchmarks/train_step.py`` does.
 
 PyTorch is an optional benchmark extra, never a runtime dependency of ume_jax:
 
@@ -41,10 +43,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CHANNELS = (16, 32, 64)
-STRIDES = (2, 2, 2)
-
-
 def _same_out(size: int, stride: int) -> int:
   return -(-size // stride)
 
@@ -52,10 +50,10 @@ def _same_out(size: int, stride: int) -> int:
 class ConvEncoder(nn.Module):
   """3x3 'SAME' conv stack -> flatten (h, w, c) -> Linear + ReLU."""
 
-  def __init__(self, in_hw: tuple[int, int], in_ch: int,
-               strides: Sequence[int] = STRIDES,
-               channels: Sequence[int] = CHANNELS, kernel_size: int = 3,
-               feature_dim: int = 128, exact_padding: bool = False):
+  def __init__(self, in_hw: tuple[int, int], in_ch: int, *,
+               strides: Sequence[int], channels: Sequence[int],
+               kernel_size: int, feature_dim: int,
+               exact_padding: bool = False):
     if kernel_size != 3:
       raise NotImplementedError("only 3x3 convs are mirrored")
     super().__init__()
@@ -97,22 +95,21 @@ class ConvEncoder(nn.Module):
 class LateFusion(nn.Module):
   """Per-modality encoder + linear head, logits summed."""
 
-  def __init__(self, input_shapes: dict, num_classes: int = 10,
-               exact_padding: bool = False, encoders: dict | None = None):
+  def __init__(self, input_shapes: dict, encoders: dict, num_classes: int,
+               exact_padding: bool = False):
     """``encoders``: {modality: ConvEncoder kwargs (strides, channels,
-    kernel_size, feature_dim)}; defaults as ume_jax's ConvEncoder."""
+    kernel_size, feature_dim)}, as the JAX encoders have them."""
     super().__init__()
     self.modalities = tuple(input_shapes)
-    encoders = encoders or {}
     self.encoders = nn.ModuleDict()
     self.heads = nn.ModuleDict()
     for m, (h, w, c) in input_shapes.items():
-      kwargs = dict(encoders.get(m, {}))
+      feature_dim = encoders[m]["feature_dim"]
       self.encoders[m] = ConvEncoder((h, w), c, exact_padding=exact_padding,
-                                     **kwargs)
-      self.heads[m] = nn.Linear(kwargs.get("feature_dim", 128), num_classes)
+                                     **encoders[m])
+      self.heads[m] = nn.Linear(feature_dim, num_classes)
       # lecun_normal's scale, as the JAX heads; init is not timed.
-      std = 1.0 / math.sqrt(kwargs.get("feature_dim", 128))
+      std = 1.0 / math.sqrt(feature_dim)
       nn.init.normal_(self.heads[m].weight, std=std)
       nn.init.zeros_(self.heads[m].bias)
 
@@ -125,7 +122,8 @@ class LateFusion(nn.Module):
 
 def train_present(data_present: torch.Tensor, drop_probs: Sequence[float],
                   generator: torch.Generator | None = None) -> torch.Tensor:
-  """Torch version of ``ume_jax.masking.train_present`` (same semantics).
+  """Torch version of ``ume_jax.missing.masking.train_present`` (same
+  semantics).
 
   Draws on ``data_present``'s device; ``generator`` must live there too, and
   ``drop_probs`` is best a tensor already there (no copy per step).
@@ -174,14 +172,13 @@ class TorchTrainer:
   forward and loss under ``torch.autocast`` in that dtype (None: float32).
   """
 
-  def __init__(self, input_shapes: dict, num_classes: int = 10, *,
-               learning_rate: float = 1e-3, encoder_lr_mult: float = 0.1,
-               weight_decay: float = 1e-4, clip: float = 1.0,
-               warmup_steps: int = 20, total_steps: int = 100_000,
-               drop_probs: Sequence[float] = (0.5, 0.5),
-               channels_last: bool = True, exact_padding: bool = False,
-               optimizer_impl: str = "fused", compile_mode: str | None = None,
-               encoders: dict | None = None, seed: int = 0,
+  def __init__(self, input_shapes: dict, num_classes: int, *,
+               encoders: dict, drop_probs: Sequence[float],
+               learning_rate: float, encoder_lr_mult: float,
+               weight_decay: float, clip: float, warmup_steps: int,
+               total_steps: int, channels_last: bool = True,
+               exact_padding: bool = False, optimizer_impl: str = "fused",
+               compile_mode: str | None = None, seed: int = 0,
                device: str | torch.device = "cpu",
                autocast_dtype: torch.dtype | None = None):
     torch.manual_seed(seed)
@@ -189,8 +186,8 @@ class TorchTrainer:
     self.autocast_dtype = autocast_dtype
     # Initialised on the CPU (same values whatever the device), then moved
     # before the optimizer exists, so its state is created on the device.
-    self.model = LateFusion(input_shapes, num_classes,
-                            exact_padding=exact_padding, encoders=encoders)
+    self.model = LateFusion(input_shapes, encoders, num_classes,
+                            exact_padding=exact_padding)
     self.channels_last = channels_last
     self.model = self.model.to(self.device)
     if channels_last:

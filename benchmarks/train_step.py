@@ -1,19 +1,27 @@
 """Samples/s of the jitted ``mma`` train step vs an identical PyTorch model.
 
     .venv/bin/pip install torch==2.13.0     # optional benchmark extra
-    .venv/bin/python benchmarks/train_step.py [--quick]
-    python benchmarks/train_step.py --device gpu [--dtype bfloat16]
+    .venv/bin/python benchmarks/train_step.py [--quick] [--xla_conv]
+    .venv/bin/python benchmarks/train_step.py --device gpu [--dtype bfloat16]
 
-JAX side: the project's own code, exactly as ``ume_jax/trainer.py`` runs it
-(``methods.fusion(config, spec, "mma")``, ``optim.make_optimizer(
-config.finetune.optim)``, ``trainer.plan_state``, ``steps.make_train_step``
-jitted with in/out shardings and a donated state) on a 1-device mesh. PyTorch
-side: ``benchmarks/torch_reference.py`` (same layers, masking, loss, AdamW +
-clipping + warm-up/cosine schedule with 0.1x encoder learning rate).
+(``python -m benchmarks.train_step`` from the repository root works too.)
+
+JAX side: the project's own code, as ``ume_jax.train.trainer.train`` runs the
+default job's ``mma`` fine-tuning (config ``ume_jax.config.common.base()``):
+``methods.fusion(config.model, spec, "mma", MaskingSpec.from_config(...))``,
+``optim.make_optimizer(config.finetune.optim)``, ``trainer.plan_state`` and
+``trainer.jit_train_step`` (in/out shardings, donated state), seeded with
+``seeds.fusion_seed(config.seed)``. ``--xla_conv`` adds a second JAX runner,
+``xla_conv``: the same step with the encoders' ``conv_impl="xla"`` (XLA's own
+convolution in place of the default ``ume_jax.models.layers.im2col_conv``).
+PyTorch side: ``torch_reference.py`` (same layers, masking, loss, AdamW +
+clipping + warm-up/cosine schedule with the encoders' learning-rate
+multiplier), its drop probabilities and optimizer settings taken from the
+same config (``config.mma.drop_probs``, ``config.finetune.optim``).
 
 Data loading is excluded on both sides: a few random device-resident batches
-are cycled. Per batch size, both steps are warmed up (compiled), then timed
-over ~``--seconds`` of steps, ``--repeats`` times, JAX and torch interleaved
+are cycled. Per batch size, every runner is warmed up (compiled), then timed
+over ~``--seconds`` of steps, ``--repeats`` times, the runners interleaved
 (alternating which goes first); the table shows medians. The last line is
 ``ratio_jax_over_torch=<median over batch sizes of jax/torch samples/s>``.
 
@@ -25,34 +33,27 @@ before the clock is read. Batches default to 128,512,2048: smaller ones mostly
 time kernel launches. ``--torch_threads`` is ignored there. ``--tf32`` makes
 the float32 precision the same on both sides: JAX's GPU default for float32
 dots and convs is TF32 while torch's matmuls default to full float32 (its
-cuDNN convs to TF32); on an H200 (jax 0.11.2, torch 2.11) a 2048^2 float32
-matmul erred by 2.8e-4 (relative) on both sides with TF32, 1.7e-6 without.
-``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (unless set) so JAX does not take 75%
-of the GPU before torch starts. Without a GPU, ``--device gpu`` exits at once
-with a one-line error. ``--device cpu`` (the default) sets
-``JAX_PLATFORMS=cpu`` unless set, so that on a GPU machine the JAX side runs
-on the CPU like torch's.
+cuDNN convs to TF32). ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` (unless set) so
+JAX does not take 75% of the GPU before torch starts. Without a GPU,
+``--device gpu`` exits at once with a one-line error. ``--device cpu`` (the
+default) sets ``JAX_PLATFORMS=cpu`` unless set, so that on a GPU machine the
+JAX side runs on the CPU like torch's.
 
 ``--dtype bfloat16``: the ume_jax encoders get ``dtype="bfloat16"`` in their
 kwargs, torch runs its forward under ``torch.autocast``; parameters and
 optimizers stay float32 on both sides. The run refuses to start while the
 JAX encoders' dots/convs still compute in float32 (see ``_check_jax_dtype``).
 
-``--xla_flags`` is put into ``XLA_FLAGS`` before jax is imported (for flag
-experiments); ``--jax_variant`` selects prototypes of changes to the JAX step
-that are not (yet) in ume_jax (see ``_VARIANTS``).
+Measurements made with this benchmark: the README's "Benchmarks" section and
+``benchmarks/NOTES.md``.
 """
 import argparse
-import dataclasses
 import math
 import os
-import pathlib
 import re
 import statistics
 import sys
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 MODALITIES = ("image", "audio")
 INPUT_SHAPES = {"image": (28, 28, 1), "audio": (40, 40, 1)}
@@ -64,11 +65,54 @@ BATCH_SIZES = {"cpu": ("32,64,128,256", "32,128"),
                "gpu": ("128,512,2048", "128,2048")}
 
 
+def _torch_reference():
+  """The sibling module, whether this file runs as a script (its folder is
+  on ``sys.path``) or as ``benchmarks.train_step``."""
+  # pylint: disable=g-import-not-at-top
+  if __package__:
+    from . import torch_reference
+  else:
+    import torch_reference
+  return torch_reference
+
+
+def _fail(message):
+  """One line on stderr and exit status 1 instead of a traceback."""
+  sys.exit(f"train_step.py: {message}")
+
+
 def _spec():
   from ume_jax.data import DatasetSpec  # pylint: disable=g-import-not-at-top
   return DatasetSpec(name="bench", modalities=MODALITIES,
                      input_shapes=dict(INPUT_SHAPES), num_classes=NUM_CLASSES,
                      multilabel=False, split_sizes={"train": 7000})
+
+
+def get_config(dtype="float32", conv_impl=None):
+  """The default job's config, its encoders computing in ``dtype`` and, if
+  given, convolving with ``conv_impl``."""
+  from ume_jax.config import common  # pylint: disable=g-import-not-at-top
+  config = common.base()
+  if set(config.model.encoders) != set(MODALITIES):
+    _fail(f"the base config's encoders are {sorted(config.model.encoders)},"
+          f" this benchmark's batches {sorted(MODALITIES)}")
+  extra = {"dtype": dtype} if dtype != "float32" else {}
+  if conv_impl:
+    extra["conv_impl"] = conv_impl
+  for m in MODALITIES:
+    enc = config.model.encoders[m]
+    enc.kwargs = {**dict(enc.get("kwargs", {}) or {}), **extra}
+  return config
+
+
+def _masking(config):
+  from ume_jax.missing.masking import MaskingSpec  # pylint: disable=g-import-not-at-top
+  return MaskingSpec.from_config(config, MODALITIES)
+
+
+def _mma_method(config):
+  from ume_jax import methods  # pylint: disable=g-import-not-at-top
+  return methods.fusion(config.model, _spec(), "mma", _masking(config))
 
 
 def _build_encoder(config, modality):
@@ -89,16 +133,28 @@ def encoder_kwargs(config):
   return out
 
 
-def get_config(image_strides=None, dtype="float32"):
-  from configs import default  # pylint: disable=g-import-not-at-top
-  config = default.get_config()
-  if image_strides:
-    config.model.encoders.image.kwargs = {"strides": tuple(image_strides)}
-  if dtype != "float32":
-    for m in MODALITIES:
-      enc = config.model.encoders[m]
-      enc.kwargs = {**dict(enc.get("kwargs", {}) or {}), "dtype": dtype}
-  return config
+def torch_trainer_kwargs(config):
+  """``TorchTrainer``'s model, masking and optimizer settings, from the
+  config the JAX side trains with; exits on a setting the twin lacks."""
+  model, opt = config.model, config.finetune.optim
+  rules = [(str(r), float(m)) for r, m in opt.lr_multipliers or ()]
+  mirrored = {
+      "model.fusion": (model.fusion, "sum_logits"),
+      "model.substitute": (model.substitute, "zeros"),
+      "model.missing_logits": (model.missing_logits, "keep"),
+      "finetune.optim.name": (opt.name, "adamw"),
+      "finetune.optim.final_lr_fraction": (float(opt.final_lr_fraction), 0.0),
+      "finetune.optim.lr_multipliers regexes": (
+          [r for r, _ in rules], [r".*_encoder/.*"]),
+  }
+  for key, (value, want) in mirrored.items():
+    if value != want:
+      _fail(f"config {key} is {value!r}; the torch twin mirrors only {want!r}")
+  return dict(
+      encoders=encoder_kwargs(config), drop_probs=_masking(config).drop_probs,
+      learning_rate=float(opt.learning_rate), encoder_lr_mult=rules[0][1],
+      weight_decay=float(opt.weight_decay), clip=float(opt.grad_clip_norm),
+      warmup_steps=int(opt.warmup_steps), total_steps=TOTAL_STEPS)
 
 
 _MATMUL_RESULT = re.compile(
@@ -127,11 +183,6 @@ def _check_jax_dtype(config, dtype):
             " field does not reach its conv/dense layers)")
 
 
-def _fail(message):
-  """One line on stderr and exit status 1 instead of a traceback."""
-  sys.exit(f"train_step.py: {message}")
-
-
 def _numpy_batches(batch_size, count=4, seed=0):
   import numpy as np  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed + batch_size)
@@ -145,29 +196,39 @@ def _numpy_batches(batch_size, count=4, seed=0):
   return out
 
 
+def _torch_inputs(batch, memory_format=None):
+  """{modality: NCHW tensor} of a numpy NHWC batch."""
+  import torch  # pylint: disable=g-import-not-at-top
+  fmt = memory_format or torch.contiguous_format
+  return {m: torch.from_numpy(batch[m]).permute(0, 3, 1, 2).contiguous(
+      memory_format=fmt) for m in MODALITIES}
+
+
 # ----------------------------------------------------------------------------
 # JAX side.
 
 
 class JaxRunner:
-  """The trainer's jitted train step on fresh state; ``run(n)`` does n steps."""
+  """The trainer's jitted ``mma`` step on fresh state; ``run(n)`` does n
+  steps. ``devices``: the mesh's; batches are put on it, the state is
+  created on it."""
 
-  def __init__(self, variant="trainer", config=None, devices=None):
-    """``devices``: the mesh's (None: all of ``jax.devices()``); batches are
-    put on it, the state is created on it."""
+  def __init__(self, config, devices):
     import jax  # pylint: disable=g-import-not-at-top
-    from ume_jax import methods  # pylint: disable=g-import-not-at-top
     from ume_jax.infra import mesh as mesh_lib  # pylint: disable=g-import-not-at-top
+    from ume_jax.train import optim, seeds, trainer  # pylint: disable=g-import-not-at-top
     self.jax = jax
-    self.config = config or get_config()
-    self.spec = _spec()
-    self.method = methods.fusion(self.config, self.spec, "mma", None)
-    self.mesh = mesh_lib.build_mesh(self.config.mesh, devices)
-    self.batch_sh = mesh_lib.batch_sharding(self.mesh)
-    self.variant = variant
-    build = _VARIANTS[variant]
-    self.tx, self.step_fn, init_state = build(self)
-    self.state = init_state
+    method = _mma_method(config)
+    mesh = mesh_lib.build_mesh(config.mesh, devices)
+    self.batch_sh = mesh_lib.batch_sharding(mesh)
+    stage = config.finetune
+    seed = seeds.fusion_seed(config.seed)
+    tx = optim.make_optimizer(stage.optim, TOTAL_STEPS)
+    init_fn, state_sh = trainer.plan_state(method, tx, mesh)
+    self.state = init_fn(seeds.init_key(seed))
+    self.step_fn = trainer.jit_train_step(
+        method, tx, stage, state_sh, self.batch_sh, mesh, multilabel=False,
+        seed=seed)
     self.batches = {}
 
   def set_batch_size(self, batch_size):
@@ -186,166 +247,6 @@ class JaxRunner:
     return out
 
 
-def _trainer_step(runner, train_logits=None, tx=None, opt_cfg=None):
-  """Exactly what ``ume_jax.trainer.train`` jits."""
-  from ume_jax.train import optim  # pylint: disable=g-import-not-at-top
-  from ume_jax.train import trainer  # pylint: disable=g-import-not-at-top
-  tx = tx or optim.make_optimizer(opt_cfg or runner.config.finetune.optim,
-                                  TOTAL_STEPS)
-  init_fn, state_sh = trainer.plan_state(runner.method, tx, runner.mesh)
-  state = init_fn(trainer.init_key(runner.config.seed))
-  method = runner.method
-  if train_logits is not None:
-    method = dataclasses.replace(method, train_logits=train_logits)
-  step_fn = trainer.jit_train_step(
-      method, tx, runner.config.finetune, state_sh, runner.batch_sh,
-      runner.mesh, multilabel=False, seed=runner.config.seed)
-  return tx, step_fn, state
-
-
-def _variant_trainer(runner):
-  return _trainer_step(runner)
-
-
-def _variant_no_mma(runner):
-  """Prototype: same step without masking/substitution (late_fusion's
-  train_logits: the data's own ``present``, which is all True here) - the
-  cost of the in-step augmentation."""
-  from ume_jax import methods  # pylint: disable=g-import-not-at-top
-  m = methods.fusion(runner.config, runner.spec, "late_fusion_pretrained",
-                     None)
-  return _trainer_step(runner, train_logits=m.train_logits)
-
-
-def _variant_no_substitute(runner):
-  """Prototype: masks drawn (train_present) but inputs not substituted and
-  the model applied directly - isolates the where() over the inputs."""
-  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
-  method = runner.method
-  probs = [0.5, 0.5]
-
-  def train_logits(params, batch, key):
-    present = masking.train_present(key, batch["present"], probs)
-    inputs = {m: batch[m] for m in MODALITIES}
-    return method.model.apply({"params": params}, inputs, present)
-
-  return _trainer_step(runner, train_logits=train_logits)
-
-
-def _variant_multiply_substitute(runner):
-  """Prototype: zero substitution as ``x * keep`` instead of
-  ``where(keep, x, zeros_like(x))``."""
-  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
-  method = runner.method
-  probs = [0.5, 0.5]
-
-  def train_logits(params, batch, key):
-    present = masking.train_present(key, batch["present"], probs)
-    inputs = {m: batch[m] * present[:, i, None, None, None].astype(
-        batch[m].dtype) for i, m in enumerate(MODALITIES)}
-    return method.model.apply({"params": params}, inputs, present)
-
-  return _trainer_step(runner, train_logits=train_logits)
-
-
-def _variant_plain_adamw(runner):
-  """Prototype: one optax.adamw (no multi_transform groups; the schedule
-  and clipping kept) - the cost of per-group optimizer plumbing."""
-  import optax  # pylint: disable=g-import-not-at-top
-  cfg = runner.config.finetune.optim
-  sched = optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate,
-                                             cfg.warmup_steps, TOTAL_STEPS)
-  tx = optax.chain(optax.clip_by_global_norm(1.0),
-                   optax.adamw(sched, weight_decay=1e-4))
-  return _trainer_step(runner, tx=tx)
-
-
-def _variant_no_optimizer(runner):
-  """Prototype: forward + backward only (SGD with constant lr, no clipping)
-  - an upper bound for optimizer improvements."""
-  import optax  # pylint: disable=g-import-not-at-top
-  return _trainer_step(runner, tx=optax.sgd(1e-3))
-
-
-def _variant_nchw(runner):
-  """Prototype: the same model written with lax.conv_general_dilated in
-  NCHW/OIHW layout (transposing the NHWC batch inside the step)."""
-  jax = runner.jax
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
-  probs = [0.5, 0.5]
-  strides = {m: k["strides"] for m, k in encoder_kwargs(runner.config).items()}
-
-  def apply(params, inputs):
-    logits = 0.0
-    for m in MODALITIES:
-      p = params[f"{m}_encoder"]
-      x = jnp.transpose(inputs[m], (0, 3, 1, 2))
-      for i, s in enumerate(strides[m]):
-        k = p[f"conv{i}"]["kernel"]
-        x = jax.lax.conv_general_dilated(
-            x, k, (s, s), "SAME", dimension_numbers=("NCHW", "HWIO", "NCHW"))
-        x = jax.nn.relu(x + p[f"conv{i}"]["bias"][None, :, None, None])
-      x = jnp.transpose(x, (0, 2, 3, 1)).reshape(x.shape[0], -1)
-      x = jax.nn.relu(x @ p["proj"]["kernel"] + p["proj"]["bias"])
-      h = params[f"{m}_head"]
-      logits = logits + x @ h["kernel"] + h["bias"]
-    return logits
-
-  def train_logits(params, batch, key):
-    present = masking.train_present(key, batch["present"], probs)
-    inputs = masking.substitute_inputs(batch, present, MODALITIES, "zeros")
-    return apply(params, inputs)
-
-  return _trainer_step(runner, train_logits=train_logits)
-
-
-def _variant_xla_conv(runner):
-  """ume_jax with XLA's own convolution (encoder ``conv_impl="xla"``) in place
-  of the default im2col (``ume_jax.models.layers.im2col_conv``): the
-  comparison that made im2col the default."""
-  from ume_jax import methods  # pylint: disable=g-import-not-at-top
-  runner.config = runner.config.copy_and_resolve_references()
-  for m in MODALITIES:
-    enc = runner.config.model.encoders[m]
-    enc.kwargs = {**dict(enc.get("kwargs", {}) or {}), "conv_impl": "xla"}
-  runner.method = methods.fusion(runner.config, runner.spec, "mma", None)
-  return _trainer_step(runner)
-
-
-def _variant_chunk32(runner):
-  """Prototype: masks drawn on the whole batch (same as ume_jax), then the
-  model applied to 32-example chunks (unrolled; same logits, same grads) -
-  XLA:CPU's conv throughput per example falls as the batch grows."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from ume_jax.missing import masking  # pylint: disable=g-import-not-at-top
-  method = runner.method
-
-  def train_logits(params, batch, key):
-    present = masking.train_present(key, batch["present"], [0.5, 0.5])
-    inputs = masking.substitute_inputs(batch, present, MODALITIES, "zeros")
-    b = present.shape[0]
-    chunks = [method.model.apply(
-        {"params": params}, {m: inputs[m][i:i + 32] for m in MODALITIES},
-        present[i:i + 32]) for i in range(0, b, 32)]
-    return jnp.concatenate(chunks, 0)
-
-  return _trainer_step(runner, train_logits=train_logits)
-
-
-_VARIANTS = {
-    "chunk32": _variant_chunk32,
-    "xla_conv": _variant_xla_conv,
-    "trainer": _variant_trainer,
-    "no_mma": _variant_no_mma,
-    "no_substitute": _variant_no_substitute,
-    "multiply_substitute": _variant_multiply_substitute,
-    "plain_adamw": _variant_plain_adamw,
-    "no_optimizer": _variant_no_optimizer,
-    "nchw": _variant_nchw,
-}
-
-
 # ----------------------------------------------------------------------------
 # PyTorch side.
 
@@ -358,19 +259,16 @@ class TorchRunner:
   state and batches live; ``run`` waits for the device before returning.
   """
 
-  def __init__(self, threads=2, compile_mode=None, optimizer_impl="fused",
-               channels_last=True, exact_padding=False, encoders=None,
-               device="cpu", autocast_dtype=None):
+  def __init__(self, trainer_kwargs, threads=2, compile_mode=None,
+               optimizer_impl="fused", device="cpu", autocast_dtype=None):
     import torch  # pylint: disable=g-import-not-at-top
-    from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
     self.torch = torch
     self.threads = threads
     self.device = torch.device(device)
-    self.trainer = torch_reference.TorchTrainer(
-        INPUT_SHAPES, NUM_CLASSES, channels_last=channels_last,
-        exact_padding=exact_padding, optimizer_impl=optimizer_impl,
-        compile_mode=compile_mode, total_steps=TOTAL_STEPS,
-        encoders=encoders, device=self.device, autocast_dtype=autocast_dtype)
+    self.trainer = _torch_reference().TorchTrainer(
+        INPUT_SHAPES, NUM_CLASSES, optimizer_impl=optimizer_impl,
+        compile_mode=compile_mode, device=self.device,
+        autocast_dtype=autocast_dtype, **trainer_kwargs)
     self.batches = {}
 
   def set_batch_size(self, batch_size):
@@ -378,8 +276,7 @@ class TorchRunner:
     if batch_size not in self.batches:
       bs = []
       for b in _numpy_batches(batch_size):
-        tb = {m: torch.from_numpy(b[m]).permute(0, 3, 1, 2).contiguous()
-              for m in MODALITIES}
+        tb = _torch_inputs(b)
         tb["present"] = torch.from_numpy(b["present"])
         tb["label"] = torch.from_numpy(b["label"].astype("int64"))
         bs.append(self.trainer.prepare(tb))
@@ -409,19 +306,17 @@ def check_equivalence(config):
   on the CPU): it checks the two models are the same function, whatever
   precision the timed runs use.
   """
+  import flax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
-  from ume_jax import methods  # pylint: disable=g-import-not-at-top
-  from ume_jax.train import trainer  # pylint: disable=g-import-not-at-top
-  from benchmarks import torch_reference  # pylint: disable=g-import-not-at-top
+  from ume_jax.train import seeds  # pylint: disable=g-import-not-at-top
+  torch_reference = _torch_reference()
 
-  method = methods.fusion(config, _spec(), "mma", None)
-  params = method.model.init(trainer.init_key(0),
-                             *method.example_inputs(1))["params"]
-  params = jax.tree.map(np.asarray, __import__("flax").linen.meta.unbox(
-      params))
+  method = _mma_method(config)
+  params = flax.linen.meta.unbox(method.boxed_params(seeds.init_key(0)))
+  params = jax.tree.map(np.asarray, params)
   b = _numpy_batches(16, count=1, seed=123)[0]
   present = np.array([[1, 1], [1, 0], [0, 1], [1, 1]] * 4, bool)
 
@@ -437,14 +332,13 @@ def check_equivalence(config):
   results = {}
   for exact in (True, False):
     model = torch_reference.LateFusion(
-        INPUT_SHAPES, NUM_CLASSES, exact_padding=exact,
-        encoders=encoder_kwargs(config))
+        INPUT_SHAPES, encoder_kwargs(config), NUM_CLASSES,
+        exact_padding=exact)
     torch_reference.load_from_jax(model, params)
     model = model.to(memory_format=torch.channels_last)
-    tb = {m: torch.from_numpy(b[m]).permute(0, 3, 1, 2).contiguous(
-        memory_format=torch.channels_last) for m in MODALITIES}
-    tb = torch_reference.substitute_zeros(tb, torch.from_numpy(present),
-                                          MODALITIES)
+    tb = torch_reference.substitute_zeros(
+        _torch_inputs(b, torch.channels_last), torch.from_numpy(present),
+        MODALITIES)
     logits = model(tb)
     loss = torch.nn.functional.cross_entropy(
         logits, torch.from_numpy(b["label"].astype("int64")))
@@ -545,23 +439,17 @@ def parse_args():
   parser.add_argument("--seconds", type=float, default=None,
                       help="target seconds per timed repeat (3)")
   parser.add_argument("--repeats", type=int, default=None, help="(5)")
+  parser.add_argument("--xla_conv", action="store_true",
+                      help="also time the JAX step with the encoders'"
+                      " conv_impl='xla' (runner 'xla_conv')")
   parser.add_argument("--torch_compile", default="off",
                       choices=("off", "default", "max-autotune-no-cudagraphs"),
-                      help="torch.compile the forward+loss ('default' ran on"
-                      " an H200; not tried on CPU)")
+                      help="torch.compile the forward+loss")
   parser.add_argument("--torch_optimizer", default="fused",
                       choices=("fused", "foreach", "loop"))
   parser.add_argument("--torch_threads", default="2,1",
                       help="one torch runner per thread count; ratios use"
                       " the fastest per batch size (ignored on gpu)")
-  parser.add_argument("--xla_flags", default=None,
-                      help="appended to XLA_FLAGS before importing jax")
-  parser.add_argument("--jax_variant", default="trainer",
-                      help="comma-separated; 'trainer' is ume_jax as is;"
-                      f" prototypes: {sorted(_VARIANTS)}")
-  parser.add_argument("--image_strides", default="",
-                      help="override the image encoder's strides, e.g. 1,2,2"
-                      " (its default before commit dfc4aba)")
   parser.add_argument("--no_torch", action="store_true")
   parser.add_argument("--no_check", action="store_true")
   args = parser.parse_args()
@@ -577,9 +465,6 @@ def parse_args():
 
 def set_environment(args):
   """Variables jax reads at import (so: before it is imported)."""
-  if args.xla_flags:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " +
-                               args.xla_flags).strip()
   if args.device == "cpu":
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
   else:
@@ -589,8 +474,8 @@ def set_environment(args):
 
 
 def jax_devices(args):
-  """The devices of the JAX mesh: every CPU device (as before --device
-  existed), or the first GPU; a one-line exit when there is none."""
+  """The devices of the JAX mesh: every CPU device, or the first GPU; a
+  one-line exit when there is none."""
   import jax  # pylint: disable=g-import-not-at-top
   platform = args.device
   try:
@@ -609,9 +494,8 @@ def torch_device(args):
   """``cpu``, or ``cuda:0`` set up like XLA (autotuned convs, TF32 as
   --tf32); a one-line exit when torch sees no GPU."""
   if args.device == "cpu":
-    # Passive OpenMP waiting: with the default (spinning) policy, 2 torch
-    # threads on a 2-core machine that runs anything else are 5-20x slower
-    # than 1 thread (measured); PASSIVE removes that cliff.
+    # Passive OpenMP waiting: spinning torch threads slow down sharply on a
+    # machine whose cores run anything else (NOTES.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
   import torch  # pylint: disable=g-import-not-at-top
   if args.device == "cpu":
@@ -636,13 +520,13 @@ def device_name(device):
   return str(device)
 
 
-def make_torch_runners(args, device, encoders):
+def make_torch_runners(args, device, config):
   import torch  # pylint: disable=g-import-not-at-top
   kwargs = {
+      "trainer_kwargs": torch_trainer_kwargs(config),
       "compile_mode": (None if args.torch_compile == "off"
                        else args.torch_compile),
-      "optimizer_impl": args.torch_optimizer, "encoders": encoders,
-      "device": device,
+      "optimizer_impl": args.torch_optimizer, "device": device,
       "autocast_dtype": (None if args.dtype == "float32"
                          else getattr(torch, args.dtype)),
   }
@@ -664,17 +548,17 @@ def main():
         f" {device_name(tdevice) if tdevice else '-'}; dtype {args.dtype}"
         + (f", tf32 {args.tf32}" if args.device == "gpu" else ""))
 
-  strides = ([int(s) for s in args.image_strides.split(",")]
-             if args.image_strides else None)
-  config = get_config(strides, args.dtype)
+  configs = {"jax": get_config(args.dtype)}
+  if args.xla_conv:
+    configs["xla_conv"] = get_config(args.dtype, conv_impl="xla")
   if args.dtype != "float32":
-    _check_jax_dtype(config, args.dtype)
-  encoders = encoder_kwargs(config)
-  for m, k in encoders.items():
+    for config in configs.values():
+      _check_jax_dtype(config, args.dtype)
+  config = configs["jax"]
+  for m, k in encoder_kwargs(config).items():
     print(f"{m} encoder: {k} input {INPUT_SHAPES[m]}")
-  runners = {}
-  for v in args.jax_variant.split(","):
-    runners["jax" if v == "trainer" else v] = JaxRunner(v, config, devices)
+  print(f"mma drop_probs {_masking(config).drop_probs}")
+  runners = {name: JaxRunner(c, devices) for name, c in configs.items()}
   if tdevice is not None:
     import torch  # pylint: disable=g-import-not-at-top
     threads = ([int(t) for t in args.torch_threads.split(",")]
@@ -683,14 +567,14 @@ def main():
           f" compile={args.torch_compile} optimizer={args.torch_optimizer}"
           f" channels_last OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY', '')}")
-    if not args.no_check:
-      check_equivalence(get_config(strides))
-    runners.update(make_torch_runners(args, tdevice, encoders))
+    if not args.no_check and not check_equivalence(get_config()):
+      _fail("the torch twin does not compute the JAX model's function"
+            " (see the check lines above)")
+    runners.update(make_torch_runners(args, tdevice, config))
 
   batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
   results = benchmark(runners, batch_sizes, args.seconds, args.repeats)
-  names = list(runners)
-  ratios = print_table(results, names)
+  ratios = print_table(results, list(runners))
   for n, r in ratios.items():
     if n != "jax":
       print(f"ratio_{n}_over_torch={r:.2f}")
