@@ -31,30 +31,20 @@ lr 0.1 with the encoders at 0.1x, as configs/default.py does; the encoders
 (16, 32, 64, 64) taking 112x112 down to 7x7; MultiBench keeps the epoch with
 the best validation accuracy, we keep the last.
 """
-import importlib.util
-import os
-
 import ml_collections
 
-try:
-  from configs import default as default_config
-except ImportError:  # run from outside the repository root: load by path
-  _spec = importlib.util.spec_from_file_location(
-      "_ume_default_config", os.path.join(os.path.dirname(__file__),
-                                          "default.py"))
-  default_config = importlib.util.module_from_spec(_spec)
-  _spec.loader.exec_module(default_config)
+from ume_jax.config import common
 
 
-def _sgd(learning_rate=0.1, lr_multipliers=()):
-  return ml_collections.ConfigDict(dict(
-      name="sgd", learning_rate=learning_rate, warmup_steps=100,
-      weight_decay=1e-4, momentum=0.0, nesterov=False, grad_clip_norm=8.0,
-      lr_multipliers=lr_multipliers, final_lr_fraction=1.0))
+def _sgd(lr_multipliers=()):
+  return common.optim(name="sgd", learning_rate=0.1, warmup_steps=100,
+                      momentum=0.0, grad_clip_norm=8.0, final_lr_fraction=1.0,
+                      lr_multipliers=lr_multipliers)
 
 
 def get_config(arg=None):
-  c = default_config.get_config()
+  variants = common.parse_variants(arg, ("small",), "configs/avmnist.py")
+  c = common.base()
   c.data = ml_collections.ConfigDict(dict(
       name="avmnist",
       manual_dir="",         # MultiBench's avmnist folder (needed to prepare)
@@ -62,15 +52,10 @@ def get_config(arg=None):
       validation_size=5000,  # last rows of train -> validation (MultiBench)
       worker_count=0, augment=False,
       cache_in_memory=False))  # 0.9 GB as uint8; True if you have the RAM
-  c.model.encoders = ml_collections.ConfigDict({
-      "image": default_config.encoder(name="image_cnn", kwargs={}),
-      "audio": default_config.encoder(name="audio_cnn", kwargs=dict(
-          channels=(16, 32, 64, 64), strides=(2, 2, 2, 2))),
-  })
-  for stage, epochs in ((c.pretrain, 20), (c.scratch, 30), (c.finetune, 10)):
-    stage.num_epochs = epochs
-    stage.num_steps = 0
-    stage.batch_size = 40
+  c.model.encoders.audio.kwargs = dict(channels=(16, 32, 64, 64),
+                                       strides=(2, 2, 2, 2))
+  common.set_epochs(c, pretrain=20, scratch=30, finetune=10)
+  common.update_stages(c, batch_size=40)
   c.pretrain.optim = _sgd()
   c.scratch.optim = _sgd()
   c.finetune.optim = _sgd(lr_multipliers=((r".*_encoder/.*", 0.1),))
@@ -78,22 +63,13 @@ def get_config(arg=None):
   c.checkpoint.every_steps = 2000
   c.log_every_steps = 200
 
-  if arg == "small":
+  if "small" in variants:
     # ~200 steps in all (5 runs x 40), small encoders: minutes on a CPU.
     # Evaluation still covers every validation/test example.
     c.model.encoders.image.kwargs = dict(channels=(8, 16), strides=(2, 2),
                                          feature_dim=32)
     c.model.encoders.audio.kwargs = dict(channels=(8, 16, 16),
                                          strides=(4, 2, 2), feature_dim=32)
-    for stage in (c.pretrain, c.scratch, c.finetune):
-      stage.num_epochs = 0
-      stage.num_steps = 40
-      stage.batch_size = 40
-      stage.optim.warmup_steps = 5
+    common.smoke_run(c, num_steps=40, batch_size=40, warmup_steps=5)
     c.checkpoint.every_steps = 20
-    c.log_every_steps = 10
-    c.eval.missing_rates = (0.5, 1.0)
-  elif arg not in (None, ""):
-    raise ValueError(f"Unknown variant {arg!r} of configs/avmnist.py;"
-                     " expected '' or 'small'.")
   return c

@@ -29,19 +29,9 @@ pre-training / the late_fusion baseline / fine-tuning; MMA drop probability
 0.5 per modality (as the default config); evaluation at missing rate 0.5
 besides the fixed scenarios.
 """
-import importlib.util
-import os
-
 import ml_collections
 
-try:
-  from configs import default
-except ImportError:  # loaded by path (config_flags) from another directory
-  _spec = importlib.util.spec_from_file_location(
-      "_ume_default_config", os.path.join(os.path.dirname(__file__),
-                                          "default.py"))
-  default = importlib.util.module_from_spec(_spec)
-  _spec.loader.exec_module(default)
+from ume_jax.config import common
 
 VARIANTS = ("scratch", "three", "vgg", "small")
 MAX_LEN = 24
@@ -55,34 +45,30 @@ _VGG_TOP = r"(.*/)?block[3-5]/.*"
 
 
 def _text_transformer():
-  return default.encoder("text_transformer", dict(
+  return common.encoder("text_transformer", dict(
       vocab_size=2000, max_len=MAX_LEN, width=128, depth=2, heads=4,
       mlp_dim=256, feature_dim=128))
 
 
 def _minilm(pretrained: bool, depth: int = 6):
-  return default.encoder("minilm_l6", dict(max_len=MAX_LEN, depth=depth),
+  return common.encoder("minilm_l6", dict(max_len=MAX_LEN, depth=depth),
                          weights="minilm_l6" if pretrained else "")
 
 
 def get_config(arg=None):
-  variants = set(filter(None, (arg or "").split(",")))
-  if variants - set(VARIANTS):
-    raise ValueError(f"Unknown variant(s) {sorted(variants - set(VARIANTS))}"
-                     f" of configs/clipart.py; expected a comma-separated"
-                     f" subset of {list(VARIANTS)}.")
+  variants = common.parse_variants(arg, VARIANTS, "configs/clipart.py")
   small = "small" in variants
-  c = default.get_config()
+  c = common.base()
   c.data = ml_collections.ConfigDict(dict(
       name="clipart", data_dir="", asset_path="", worker_count=0,
       augment=False, modalities=("image", "text"), tokenizer="minilm_l6",
       tokenizer_path="", vocab_size=2000, max_len=MAX_LEN,
       image_normalization="dataset"))
-  image = default.encoder("image_cnn")
+  image = common.encoder("image_cnn")
   frozen = []
   if "vgg" in variants:
     c.data.image_normalization = "vgg"
-    image = default.encoder("vgg16", dict(blocks=3, channels="rgb"),
+    image = common.encoder("vgg16", dict(blocks=3, channels="rgb"),
                             weights="vgg16_hed")
     frozen += [(_VGG_FROZEN, 0.0), (_VGG_TOP, 0.05)]
   if "three" in variants:
@@ -97,17 +83,14 @@ def get_config(arg=None):
                 "text": _minilm("scratch" not in variants,
                                 depth=2 if small else 6)}
   c.model.encoders = ml_collections.ConfigDict(encoders)
-  mods = c.data.modalities
-  c.mma.drop_probs = {m: 0.5 for m in mods}
-  c.train_missing.rates = {m: 0.0 for m in mods}
+  common.set_modalities(c, c.data.modalities)
 
   if "three" not in variants and "scratch" not in variants:
     frozen += [(_MINILM_FROZEN, 0.0), (_MINILM_TOP, 0.05)]
-  for stage, epochs in ((c.pretrain, 5), (c.scratch, 5), (c.finetune, 3)):
-    stage.num_epochs = epochs
-    stage.batch_size = 64
-    stage.optim.learning_rate = 1e-3
-    stage.optim.warmup_steps = 50
+  common.set_epochs(c, pretrain=5, scratch=5, finetune=3)
+  common.update_stages(c, batch_size=64, optim_values=dict(
+      learning_rate=1e-3, warmup_steps=50))
+  for stage in common.stages(c):
     stage.optim.lr_multipliers = tuple(frozen) + tuple(
         stage.optim.lr_multipliers)
   c.eval.batch_size = 256
@@ -115,11 +98,6 @@ def get_config(arg=None):
   c.log_every_steps = 20
 
   if small:
-    for stage in (c.pretrain, c.scratch, c.finetune):
-      stage.num_epochs = 0
-      stage.num_steps = 30
-      stage.batch_size = 32
-      stage.optim.warmup_steps = 5
-    c.eval.missing_rates = (1.0,)
-    c.log_every_steps = 10
+    common.smoke_run(c, num_steps=30, batch_size=32, warmup_steps=5,
+                     missing_rates=(1.0,))
   return c

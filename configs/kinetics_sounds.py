@@ -15,14 +15,8 @@ deterministically. ``:small`` is the CPU smoke run; ``:whisper`` swaps the
 audio encoder for the pre-trained Whisper tiny.en (see configs/ave.py), and
 variants combine (``:whisper,small``).
 """
-import importlib.util
-import os
-
-_spec = importlib.util.spec_from_file_location(
-    "_ume_ave_config", os.path.join(os.path.dirname(__file__), "ave.py"))
-_ave = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_ave)
+from ume_jax.config import av_clips
 
 
 def get_config(arg=None):
-  return _ave.get_config(arg, dataset="kinetics_sounds")
+  return av_clips.get_config("kinetics_sounds", arg)

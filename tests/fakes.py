@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 
-from configs import default as default_config
 from ume_jax import methods
+from ume_jax.config import common
 from ume_jax.data import DatasetSpec
 from ume_jax.missing.masking import MaskingSpec
 
@@ -24,7 +24,7 @@ SPEC = DatasetSpec(
 
 
 def tiny_config():
-  c = default_config.get_config()
+  c = common.base()
   small = {"channels": (8, 16), "strides": (2, 2), "feature_dim": 32}
   for m in ("image", "audio"):
     c.model.encoders[m].kwargs = dict(small)

@@ -9,6 +9,7 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
+from ume_jax.config import common
 from ume_jax import experiment
 from ume_jax.config import checks as config_checks
 
@@ -22,8 +23,7 @@ def config(tmp_path_factory):
   c.data.asset_path = make_learnable_asset(tmp / "asset.npz")
   c.data.data_dir = str(tmp / "tfds")
   c.mesh.data, c.mesh.fsdp = 4, 2
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.batch_size = 32
+  common.update_stages(c, batch_size=32)
   return c
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
+from ume_jax.config import common
 from ume_jax import experiment, methods
 from ume_jax.infra import checkpoint
 from ume_jax.config import checks as config_checks
@@ -29,10 +30,8 @@ def _config(tmp, workdir_asset):
   c.data.asset_path = workdir_asset
   c.data.data_dir = str(tmp / "tfds")
   c.mesh.data, c.mesh.fsdp = 4, 2
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_epochs, stage.num_steps, stage.batch_size = 0, 20, 32
-    stage.optim.warmup_steps = 2
-    stage.optim.learning_rate = 1e-2
+  common.update_stages(c, num_epochs=0, num_steps=20, batch_size=32,
+                       optim_values={"warmup_steps": 2, "learning_rate": 1e-2})
   c.checkpoint.every_steps = 10
   c.log_every_steps = 10
   c.eval.batch_size = 48  # does not divide the 80/120 examples of the splits
@@ -185,7 +184,7 @@ def test_config_errors_name_the_key(run):
   bad = config.copy_and_resolve_references()
   bad.pretrain.num_epoch = 3
   with pytest.raises(config_checks.ConfigError, match="pretrain.num_epoch"):
-    config_checks.check_config(bad)
+    config_checks.check_config(bad, experiment.CONFIG_SCHEMA)
   bad = config.copy_and_resolve_references()
   bad.model.encoders.audio.name = "image_cnn"
   spec = data_lib.DatasetSpec("flat", ("image", "audio"),

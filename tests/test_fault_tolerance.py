@@ -19,6 +19,7 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
+from ume_jax.config import common
 from ume_jax import experiment, methods
 from ume_jax.infra import preemption
 from ume_jax.infra import mesh as mesh_lib
@@ -33,7 +34,7 @@ def _overrides(asset, data_dir, workdir):
            "methods": "('mma',)", "eval.missing_rates": "(1.0,)",
            "eval.batch_size": 40, "checkpoint.every_steps": 10,
            "log_every_steps": 10}
-  for stage in ("pretrain", "scratch", "finetune"):
+  for stage in common.STAGE_SECTIONS:
     flags.update({f"{stage}.num_epochs": 0, f"{stage}.num_steps": 120,
                   f"{stage}.batch_size": 32})
   return ["--config=configs/default.py", f"--workdir={workdir}"] + [

@@ -33,19 +33,18 @@ METRIC_ATOL = 1e-6
 LOSS_RTOL = 1e-5
 
 CONFIG = '''
-from tests import fakes as core_fixtures
+from tests import fakes
+from ume_jax.config import common
 
 
 def get_config():
-  c = core_fixtures.tiny_config()
+  c = fakes.tiny_config()
   c.data.asset_path = {asset!r}
   c.data.data_dir = {data_dir!r}
   c.mesh.data, c.mesh.fsdp = 4, 2
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_epochs, stage.num_steps = 0, {steps}
-    stage.batch_size = 64  # = the training split: full-batch steps
-    stage.optim.warmup_steps = 1
-    stage.optim.learning_rate = 1e-2
+  # Batch 64 = the training split: full-batch steps.
+  common.update_stages(c, num_epochs=0, num_steps={steps}, batch_size=64,
+                       optim_values={{"warmup_steps": 1, "learning_rate": 1e-2}})
   c.methods = ("mma",)
   c.mma.drop_probs = {{"image": 0.0, "audio": 0.0}}
   c.checkpoint.every_steps = 2

@@ -20,11 +20,13 @@ import jax
 from ume_jax import data as data_lib
 from ume_jax import methods as methods_lib
 from ume_jax.config import checks as config_checks
+from ume_jax.config import common, rules
 from ume_jax.eval import evaluation, metrics, report
 from ume_jax.eval import results as results_lib
 from ume_jax.infra import checkpoint, preemption
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra.logs import announce
+from ume_jax.missing import masking
 from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.missing.masking import MaskingSpec
 from ume_jax.train import aot, seeds, trainer, warm_start
@@ -35,6 +37,25 @@ from ume_jax.weights import graft
 # (Every uni-modal model trains under ``pretrain``.)
 SECTION_OF = {name: "finetune" if name in methods_lib.PRETRAINED_INIT
               else "scratch" for name in methods_lib.FUSION_METHODS}
+
+
+STAGES = ("all", "pretrain", "finetune", "eval")
+
+# Every key of a config, each declared by the module that reads it.
+CONFIG_SCHEMA = {
+    "seed": rules.integer(),
+    "stage": rules.one_of(*STAGES),
+    "log_every_steps": rules.integer(1),
+    "methods": rules.each(rules.one_of(*methods_lib.FUSION_METHODS)),
+    "data": None,     # the dataset's own keys: checked by its loader
+    "mesh": mesh_lib.CONFIG_KEYS,
+    "model": methods_lib.MODEL_KEYS,
+    "mma": masking.MMA_KEYS,
+    "train_missing": masking.TRAIN_MISSING_KEYS,
+    **{section: trainer.STAGE_KEYS for section in common.STAGE_SECTIONS},
+    "eval": evaluation.CONFIG_KEYS,
+    "checkpoint": checkpoint.CONFIG_KEYS,
+}
 
 
 def unimodal_dir(root: str, modality: str) -> str:
@@ -50,11 +71,11 @@ class Methods:
 
 def build_methods(config, spec: data_lib.DatasetSpec,
                   means=None) -> Methods:
-  masking = MaskingSpec.from_config(config, spec.modalities, means)
+  masking_spec = MaskingSpec.from_config(config, spec.modalities, means)
   return Methods(
-      unimodal={m: methods_lib.unimodal(config.model, spec, m, masking)
+      unimodal={m: methods_lib.unimodal(config.model, spec, m, masking_spec)
                 for m in spec.modalities},
-      fusion={name: methods_lib.fusion(config.model, spec, name, masking)
+      fusion={name: methods_lib.fusion(config.model, spec, name, masking_spec)
               for name in config.methods})
 
 
@@ -68,7 +89,7 @@ class Setup:
 
 def setup(config, devices: Sequence | None = None) -> Setup:
   """Checks ``config``, then builds its dataset, mesh and methods."""
-  config_checks.check_config(config)
+  config_checks.check_config(config, CONFIG_SCHEMA)
   dataset = data_lib.get_dataset(config.data)
   config_checks.check_against_dataset(config, dataset.spec)
   mesh = mesh_lib.build_mesh(config.mesh, devices)

@@ -22,11 +22,21 @@ import numpy as np
 
 from ume_jax.data import DatasetSpec
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.missing.masking import MaskingSpec
+from ume_jax.config import rules
+from ume_jax.missing.masking import SUBSTITUTES, MaskingSpec
 from ume_jax.models import LateFusionClassifier, UniModalClassifier
+from ume_jax.models import classifier
 
 FUSION_METHODS = ("late_fusion", "late_fusion_pretrained", "mma")
 PRETRAINED_INIT = ("late_fusion_pretrained", "mma")
+
+# The ``model`` section; encoders are checked against the dataset.
+MODEL_KEYS = {
+    "encoders": None,
+    "fusion": rules.one_of(*classifier.FUSIONS),
+    "substitute": rules.one_of(*SUBSTITUTES),
+    "missing_logits": rules.one_of(*classifier.MISSING_LOGITS),
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,7 @@ import pytest
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
+from ume_jax.config import common
 from ume_jax import experiment, methods
 from ume_jax.config import checks as config_checks
 from ume_jax.infra import mesh as mesh_lib
@@ -40,9 +41,9 @@ def _config(tmp):
   c.data.asset_path = make_learnable_asset(tmp / "asset.npz")
   c.data.data_dir = str(tmp / "tfds")
   c.mesh.data, c.mesh.fsdp = 4, 2
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_epochs, stage.num_steps, stage.batch_size = 0, 2, 32
-    stage.optim.learning_rate = 0.0   # parameters stay at their init
+  # Learning rate 0: the parameters stay at their init.
+  common.update_stages(c, num_epochs=0, num_steps=2, batch_size=32,
+                       optim_values={"learning_rate": 0.0})
   c.methods = ("late_fusion",)
   return c
 

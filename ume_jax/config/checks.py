@@ -1,79 +1,55 @@
-"""Config validation before anything is built: unknown keys, bad choices,
-encoders that cannot take the dataset's inputs. Each error names the key."""
+"""Config validation before anything is built: one pass over every key and
+value against the schema its consumers declare (``rules.py``), then the
+checks that need the dataset or the mesh. Each error names the key."""
 import difflib
 from typing import Any, Mapping
 
-from ume_jax import methods
-from ume_jax.missing import masking
-from ume_jax.train import optim
-from ume_jax.models import classifier, registry
+from ume_jax.config import common, rules
+from ume_jax.models import registry
 from ume_jax.weights import graft
 
 _ENCODER_KEYS = {"name", "kwargs", "weights", "weights_path"}
-
-STAGES = ("all", "pretrain", "finetune", "eval")
-
-_STAGE_KEYS = {"num_epochs", "num_steps", "batch_size", "optim",
-               "pretrained_dir"}
-KNOWN_KEYS: dict[str, set[str] | None] = {
-    "": {"seed", "stage", "data", "mesh", "model", "mma", "pretrain",
-         "scratch", "finetune", "methods", "eval", "checkpoint",
-         "log_every_steps", "train_missing"},
-    "train_missing": {"rates", "seed"},
-    "data": None,  # owned by the dataset registry, checked there
-    "mesh": {"data", "fsdp"},
-    "model": {"encoders", "fusion", "substitute", "missing_logits"},
-    "mma": {"drop_probs"},
-    "pretrain": _STAGE_KEYS,
-    "scratch": _STAGE_KEYS,
-    "finetune": _STAGE_KEYS,
-    "optim": {"name", "learning_rate", "warmup_steps", "weight_decay",
-              "momentum", "nesterov", "grad_clip_norm", "lr_multipliers",
-              "final_lr_fraction"},
-    "eval": {"batch_size", "missing_rates", "mask_seed", "checkpoint_dir",
-             "primary_metric", "splits"},
-    "checkpoint": {"max_to_keep", "every_steps", "asynchronous"},
-}
 
 
 class ConfigError(ValueError):
   """The config names something that does not exist or cannot work."""
 
 
-def _check_keys(section: Mapping[str, Any], path: str):
-  known = KNOWN_KEYS.get(path.rsplit(".", 1)[-1] if path else "")
-  if known is None:
-    return
+def _check_value(value, rule, key: str) -> None:
+  expected = rule(value)
+  if expected:
+    raise ConfigError(f"config.{key} = {value!r}; expected {expected}.")
+
+
+def _walk(section: Mapping[str, Any], schema: rules.Schema, path: str):
   for key, value in section.items():
     full = f"{path}.{key}" if path else key
-    if key not in known:
-      hint = difflib.get_close_matches(key, sorted(known), n=1)
+    if key not in schema:
+      hint = difflib.get_close_matches(key, sorted(schema), n=1)
       raise ConfigError(
           f"Unknown config key {full!r}"
           + (f" (did you mean {hint[0]!r}?)" if hint else "")
-          + f"; known keys under {path or 'the top level'}: {sorted(known)}.")
-    if key in KNOWN_KEYS and hasattr(value, "items"):
-      _check_keys(value, full)
+          + f"; known keys under {path or 'the top level'}: {sorted(schema)}.")
+    expected = schema[key]
+    if expected is None:          # checked by its owner (data, encoders)
+      continue
+    if isinstance(expected, Mapping) or isinstance(expected, rules.PerKey):
+      if not hasattr(value, "items"):
+        raise ConfigError(f"config.{full} = {value!r}; expected a section"
+                          " (a ConfigDict of keys).")
+      if isinstance(expected, rules.PerKey):
+        for k, v in value.items():
+          _check_value(v, expected.rule, f"{full}.{k}")
+      else:
+        _walk(value, expected, full)
+    else:
+      _check_value(value, expected, full)
 
 
-def _one_of(value, choices, key):
-  if value not in choices:
-    raise ConfigError(f"config.{key} = {value!r}; expected one of"
-                      f" {list(choices)}.")
-
-
-def check_config(config):
-  """Checks that need no dataset: keys and enumerated choices."""
-  _check_keys(config, "")
-  _one_of(config.stage, STAGES, "stage")
-  _one_of(config.model.fusion, classifier.FUSIONS, "model.fusion")
-  _one_of(config.model.substitute, masking.SUBSTITUTES, "model.substitute")
-  _one_of(config.model.missing_logits, classifier.MISSING_LOGITS,
-          "model.missing_logits")
-  for name in config.methods:
-    _one_of(name, methods.FUSION_METHODS, "methods[...]")
-  for stage in ("pretrain", "scratch", "finetune"):
-    _one_of(config[stage].optim.name, optim.OPTIMIZERS, f"{stage}.optim.name")
+def check_config(config, schema: rules.Schema):
+  """Every key of ``config`` known to ``schema``, every value within its
+  rule: checks that need no dataset, run before anything is built."""
+  _walk(config, schema, "")
 
 
 def check_against_dataset(config, spec):
@@ -87,14 +63,10 @@ def check_against_dataset(config, spec):
           f" {spec.name!r} has modalities {sorted(mods)}; give exactly one"
           " per modality.")
   for m, r in (config.train_missing.rates or {}).items():
-    if (m not in mods and float(r) != 0.0) or not 0.0 <= float(r) < 1.0:
+    if m not in mods and float(r) != 0.0:
       raise ConfigError(
           f"config.train_missing.rates.{m} = {r}; expected a modality of"
-          f" {spec.name!r} ({sorted(mods)}) and a fraction in [0, 1).")
-  for m, p in config.mma.drop_probs.items():
-    if not 0.0 <= float(p) < 1.0:
-      raise ConfigError(f"config.mma.drop_probs.{m} = {p}; expected a"
-                        " probability in [0, 1).")
+          f" {spec.name!r} ({sorted(mods)}).")
   for m in spec.modalities:
     enc = config.model.encoders[m]
     unknown = set(enc) - _ENCODER_KEYS
@@ -128,8 +100,8 @@ def check_against_dataset(config, spec):
 
 def check_against_mesh(config, mesh):
   """Batch sizes must split evenly over the devices the batch is split on."""
-  shards = mesh.size  # the batch spans every mesh axis (ume_jax/sharding.py)
-  for key in ("pretrain", "scratch", "finetune", "eval"):
+  shards = mesh.size  # the batch spans every mesh axis (infra/mesh.py)
+  for key in common.STAGE_SECTIONS + ("eval",):
     size = int(config[key].batch_size)
     if size <= 0 or size % shards:
       raise ConfigError(

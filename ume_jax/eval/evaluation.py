@@ -10,9 +10,19 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from ume_jax.config import rules
 from ume_jax.eval import metrics
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.missing import scenarios as scenarios_lib
+
+# The ``eval`` section.
+CONFIG_KEYS = {
+    "batch_size": rules.integer(1),
+    "missing_rates": rules.each(rules.number(0, 1, low_open=True)),
+    "mask_seed": rules.integer(),
+    "checkpoint_dir": rules.text,       # "" -> the workdir
+    "primary_metric": rules.text,       # "" -> the dataset's first metric
+}
 
 EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
 

@@ -24,6 +24,16 @@ import numpy as np
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
+from ume_jax.config import rules
+
+
+# The keys of the ``checkpoint`` section.
+CONFIG_KEYS = {
+    "max_to_keep": rules.integer(1),
+    "every_steps": rules.integer(0),    # 0: at the end of a run only
+    "asynchronous": rules.boolean,
+}
+
 
 class CheckpointError(ValueError):
   """A checkpoint is missing, or belongs to another model."""

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from ume_jax.config import rules
+
 MESH_AXES = ("data", "fsdp")
 BATCH_AXES = ("data", "fsdp")
 
@@ -26,6 +28,10 @@ LOGICAL_RULES = (
     ("conv_width", None),
     ("classes", None),
 )
+
+
+# The ``mesh`` section: axis sizes; ``build_mesh`` checks they fit.
+CONFIG_KEYS = {"data": rules.integer(), "fsdp": rules.integer()}
 
 
 class MeshError(ValueError):

@@ -21,9 +21,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ume_jax.config import rules
 from ume_jax.missing import keys
 
 SUBSTITUTES = ("zeros", "mean", "learned")
+
+# The ``mma`` and ``train_missing`` sections (one entry per modality; that
+# they name the dataset's modalities is checked against the dataset).
+MMA_KEYS = {"drop_probs": rules.PerKey(rules.number(0, 1, high_open=True))}
+TRAIN_MISSING_KEYS = {
+    "rates": rules.PerKey(rules.number(0, 1, high_open=True)),
+    "seed": rules.integer(),
+}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -13,7 +13,22 @@ from typing import Any, Mapping, Sequence
 import jax
 import optax
 
+from ume_jax.config import rules
+
 OPTIMIZERS = ("adamw", "sgd")
+
+# The keys of an ``optim`` section, and what each must be.
+CONFIG_KEYS = {
+    "name": rules.one_of(*OPTIMIZERS),
+    "learning_rate": rules.number(0),
+    "warmup_steps": rules.integer(0),
+    "weight_decay": rules.number(0),
+    "momentum": rules.number(0, 1),
+    "nesterov": rules.boolean,
+    "grad_clip_norm": rules.number(0),   # 0: no clipping
+    "lr_multipliers": rules.each(rules.anything),
+    "final_lr_fraction": rules.number(0, 1),
+}
 
 
 def _schedule(cfg: Mapping[str, Any], multiplier: float, total_steps: int):

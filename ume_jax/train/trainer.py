@@ -13,6 +13,7 @@ import jax
 import optax
 
 from ume_jax import methods
+from ume_jax.config import rules
 from ume_jax.infra import checkpoint
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra import preemption
@@ -21,6 +22,16 @@ from ume_jax.methods import Method
 from ume_jax.train import optim, seeds
 from ume_jax.train import step as step_lib
 from ume_jax.train.state import TrainState
+
+
+# The keys of a training-stage section (pretrain, scratch, finetune).
+STAGE_KEYS = {
+    "num_epochs": rules.number(0),
+    "num_steps": rules.integer(0),      # > 0: overrides num_epochs
+    "batch_size": rules.integer(1),
+    "optim": optim.CONFIG_KEYS,
+    "pretrained_dir": rules.text,       # finetune: where pretrain/ lives
+}
 
 
 class TrainingError(RuntimeError):
