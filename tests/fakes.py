@@ -4,11 +4,20 @@ fake datasets in the real on-disk formats.
 - core pieces: ``SPEC``, ``tiny_config``, ``batch``;
 - avdigits-format assets: ``make_arrays`` / ``write_asset`` (index readable
   back from each example, ``ids_from_image``) and ``make_learnable_asset``
-  (class prototypes + noise, so scores move with training).
+  (class prototypes + noise, so scores move with training);
+- one section per other dataset, each writing that dataset's real on-disk
+  source into a folder: ``write_clipart_asset``, ``write_avmnist``,
+  ``write_mmimdb_raw`` / ``write_mmimdb_hdf5``, ``write_food101``,
+  ``write_clip`` / ``write_ave`` / ``write_kinetics_sounds``. Labels are
+  learnable from the inputs, so the end-to-end runs have signal.
 """
+import csv
 import json
+import os
+import pathlib
 
 import numpy as np
+from PIL import Image
 
 from ume_jax import methods
 from ume_jax.config import common
@@ -116,3 +125,222 @@ def ids_from_image(image) -> np.ndarray:
   mean, std = avdigits.STATS["image"]
   px = np.rint((np.asarray(image)[:, 0, :2, 0] * std + mean) * 255)
   return (px[:, 0] + 256 * px[:, 1]).astype(np.int64)
+
+
+# --- clipart: the packaged asset's format (scripts/make_clipart.py) ---------
+
+
+def write_clipart_asset(path, sizes=(6, 2, 3), seed=0):
+  """A tiny clipart.npz: ``sizes`` drawings per split, random 32x32 RGB."""
+  from ume_jax.data.datasets import clipart  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  n = sum(sizes)
+  label = (np.arange(n) % len(clipart.CLASSES)).astype(np.uint8)
+  records = [{"title": f"drawing {i}", "keywords": [f"kw{i % 5}", "line art"],
+              "file": f"{clipart.CLASSES[c]}/drawing_{i}.svg"}
+             for i, c in enumerate(label)]
+  meta = {"name": "clipart", "version": clipart.VERSION, "seed": seed,
+          "classes": list(clipart.CLASSES)}
+  np.savez(path, image=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+           label=label, split=np.repeat(np.arange(3), sizes).astype(np.uint8),
+           text=np.frombuffer(json.dumps(records).encode(), np.uint8),
+           meta=np.array(json.dumps(meta)))
+  return pathlib.Path(path)
+
+
+# --- avmnist: MultiBench's avmnist folder -----------------------------------
+
+AVMNIST_N_TRAIN, AVMNIST_N_TEST, AVMNIST_VALIDATION = 300, 100, 60
+AVMNIST_FILES = ["image/train_data.npy", "image/test_data.npy",
+                 "audio/train_data.npy", "audio/test_data.npy",
+                 "train_labels.npy", "test_labels.npy"]
+
+
+def write_avmnist(root, image_scale=1.0, n_train=AVMNIST_N_TRAIN,
+                  n_test=AVMNIST_N_TEST):
+  """Learnable miniature AV-MNIST: the label sets a bright image row and a
+  loud audio band, plus noise. Returns the arrays written."""
+  root = pathlib.Path(root)
+  rng = np.random.default_rng(0)
+  arrays = {}
+  for split, n in (("train", n_train), ("test", n_test)):
+    y = rng.integers(0, 10, n).astype(np.int64)
+    img = rng.random((n, 28, 28), dtype=np.float32) * 0.3
+    aud = rng.normal(-40.0, 5.0, (n, 112, 112)).astype(np.float32)
+    for i, c in enumerate(y):
+      img[i, 2 + 2 * c] = 1.0
+      aud[i, :, 10 * c:10 * c + 10] += 30.0
+    img = (img * image_scale).reshape(n, 784)
+    arrays[split] = dict(image=img, audio=aud, label=y)
+    os.makedirs(root / "image", exist_ok=True)
+    os.makedirs(root / "audio", exist_ok=True)
+    np.save(root / "image" / f"{split}_data.npy", img)
+    np.save(root / "audio" / f"{split}_data.npy", aud)
+    np.save(root / f"{split}_labels.npy", y)
+  return arrays
+
+
+# --- mmimdb: the raw archive's form and MultiBench's hdf5 form --------------
+
+MMIMDB_N = 60
+MMIMDB_WORDS = ("love war space murder family ship ghost city king song dream"
+                " race detective island winter robot").split()
+
+
+def mmimdb_ids(n=MMIMDB_N):
+  return [f"{i:07d}" for i in range(1, n + 1)]
+
+
+def mmimdb_movie(i):
+  """Movie i's json (two plots, genres) and poster (its colour encodes the
+  first genre, so labels are learnable from images)."""
+  from ume_jax.data.datasets import mmimdb  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(i)
+  genres = sorted({mmimdb.GENRES[j] for j in rng.integers(0, 23, 2)})
+  g = mmimdb.GENRES.index(genres[0])
+  plot = " ".join([MMIMDB_WORDS[g % len(MMIMDB_WORDS)]] * 3
+                  + list(rng.choice(MMIMDB_WORDS, 10))) + ", \"quoted\" é."
+  image = np.full((60, 40, 3), (g * 11) % 256, np.uint8)
+  image[:, :, 1] = rng.integers(0, 256, (60, 40), dtype=np.uint8)
+  return {"plot": [plot, "a second plot, ignored"], "genres": genres,
+          "title": f"Movie {i}"}, image
+
+
+def write_mmimdb_raw(root, layout="dataset", n=MMIMDB_N):
+  """split.json (train / dev / test: 60% / 13% / the rest) and, per movie,
+  {id}.json + {id}.jpeg in dataset/ or (layout "map") images/ + labels/."""
+  root = pathlib.Path(root)
+  img_dir, json_dir = {"dataset": ("dataset", "dataset"),
+                       "map": ("images", "labels")}[layout]
+  os.makedirs(root / img_dir, exist_ok=True)
+  os.makedirs(root / json_dir, exist_ok=True)
+  ids = mmimdb_ids(n)
+  for i, movie in enumerate(ids):
+    meta, image = mmimdb_movie(i)
+    (root / json_dir / f"{movie}.json").write_text(json.dumps(meta))
+    Image.fromarray(image).save(root / img_dir / f"{movie}.jpeg", quality=95)
+  a, b = n * 36 // 60, n * 44 // 60
+  (root / "split.json").write_text(json.dumps(
+      {"train": ids[:a], "dev": ids[a:b], "test": ids[b:]}))
+  return root
+
+
+def write_mmimdb_hdf5(root, n=MMIMDB_N):
+  """multimodal_imdb.hdf5 (no plots) plus the {id}.json plots in dataset/."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  from ume_jax.data.datasets import mmimdb  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(root)
+  os.makedirs(root / "dataset", exist_ok=True)
+  images, genres = [], []
+  ids = mmimdb_ids(n)
+  for i, movie in enumerate(ids):
+    meta, image = mmimdb_movie(i)
+    (root / "dataset" / f"{movie}.json").write_text(json.dumps(meta))
+    images.append(np.array(Image.fromarray(image).resize((160, 256)))
+                  .transpose(2, 0, 1))
+    genres.append([g in meta["genres"] for g in mmimdb.GENRES])
+  with h5py.File(root / mmimdb.HDF5, "w") as f:
+    f["images"] = np.stack(images)
+    f["genres"] = np.asarray(genres, np.int8)
+    f["imdb_ids"] = np.array([m.encode() for m in ids])
+    f["features"] = np.zeros((n, 300), np.float32)  # present, unused
+  return root
+
+
+# --- food101: UPMC Food-101's images/ + texts/ folders ----------------------
+
+FOOD_CLASSES = ["apple_pie", "baby_back_ribs", "caesar_salad", "donuts"]
+FOOD_N_TRAIN, FOOD_N_TEST = 10, 4  # rows per class
+
+
+def food_title(c, n):
+  # Commas, quotes and non-ASCII, as on real web-page titles.
+  return f'{FOOD_CLASSES[c].replace("_", " ")} recipe #{n}, "best" - café'
+
+
+def write_food101(root, n_train=FOOD_N_TRAIN, n_test=FOOD_N_TEST):
+  """Per class n_train / n_test photos (colour encodes the class) and their
+  CSV rows, plus one row per CSV whose image is missing."""
+  root = pathlib.Path(root)
+  rng = np.random.default_rng(0)
+  for split, n in (("train", n_train), ("test", n_test)):
+    rows = []
+    for c, name in enumerate(FOOD_CLASSES):
+      os.makedirs(root / "images" / split / name, exist_ok=True)
+      for k in range(n):
+        image = np.full((24, 30, 3), 40 + 50 * c, np.uint8)
+        image[..., 2] = rng.integers(0, 256, (24, 30), dtype=np.uint8)
+        Image.fromarray(image).save(
+            root / "images" / split / name / f"{name}_{k}.jpg", quality=95)
+        rows.append([f"{name}_{k}.jpg", food_title(c, k), name])
+    rows.append([f"{FOOD_CLASSES[0]}_999.jpg", "image missing",
+                 FOOD_CLASSES[0]])
+    os.makedirs(root / "texts", exist_ok=True)
+    with open(root / "texts" / f"{split}_titles.csv", "w", newline="",
+              encoding="utf-8") as f:
+      csv.writer(f).writerows(rows)
+  return root
+
+
+# --- ave, kinetics_sounds: scripts/extract_av_clips.py's output -------------
+
+CLIP_OPTIONS = dict(num_frames=2, image_size=16, n_mels=16, audio_frames=24)
+AVE_CATEGORIES = ["Bark", "Church bell", "Violin", "Banjo"]
+
+
+def write_clip(root, clip_id: str, label: int, n_frames=3):
+  """Frames whose colour and a wav whose pitch depend on the label."""
+  from scipy.io import wavfile  # pylint: disable=g-import-not-at-top
+  root = pathlib.Path(root)
+  d = root / "frames" / clip_id
+  d.mkdir(parents=True, exist_ok=True)
+  rng = np.random.default_rng(abs(hash(clip_id)) % 2**32)
+  for i in range(n_frames):
+    px = np.full((20, 24, 3), 40 * label + 20, np.uint8)
+    px = np.clip(px + rng.integers(0, 20, px.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(px).save(d / f"{i:02d}.jpg")
+  t = np.arange(4000) / 16000
+  wave = 0.5 * np.sin(2 * np.pi * 300 * (label + 1) * t)
+  (root / "audio").mkdir(exist_ok=True)
+  wavfile.write(root / "audio" / f"{clip_id}.wav", 16000,
+                (wave * 32767).astype(np.int16))
+
+
+def write_ave(root, sizes=(24, 8, 8)) -> dict:
+  """AVE's list files and clips (~40 at the default sizes); one video holds
+  two events (two clips of one video id). Returns {list name: clip ids}."""
+  root = pathlib.Path(root)
+  root.mkdir(parents=True, exist_ok=True)
+  header = "Category&VideoID&Quality&StartTime&EndTime\n"
+  lines, ids = {}, {}
+  k = 0
+  for split, n in zip(("trainSet", "valSet", "testSet"), sizes):
+    rows = []
+    for _ in range(n):
+      label = k % len(AVE_CATEGORIES)
+      vid = f"vid{k // 2:08d}_x"  # 11 chars like YouTube ids; pairs share it
+      start = 0 if k % 2 == 0 else 5
+      rows.append(f"{AVE_CATEGORIES[label]}&{vid}&good&{start}&{start + 5}")
+      write_clip(root, f"{vid}_{start}_{start + 5}", label)
+      ids.setdefault(split, []).append(f"{vid}_{start}_{start + 5}")
+      k += 1
+    lines[split] = rows
+    (root / f"{split}.txt").write_text("\n".join(rows) + "\n")
+  all_rows = sum(lines.values(), [])
+  (root / "Annotations.txt").write_text(header + "\n".join(all_rows) + "\n")
+  return ids
+
+
+def write_kinetics_sounds(root, n_train=32, n_test=8, labels=(0, 7, 30)):
+  """OGM-GE lines `<ytid>_<start>,10,<class>`; some ids contain `_` / `-`."""
+  root = pathlib.Path(root)
+  root.mkdir(parents=True, exist_ok=True)
+  for name, n, off in (("my_train.txt", n_train, 0),
+                       ("my_test.txt", n_test, n_train)):
+    rows = []
+    for i in range(off, off + n):
+      clip_id = f"-a_{i:08d}_{i * 3}"  # 11-char id, then the start second
+      label = labels[i % len(labels)]
+      write_clip(root, clip_id, labels.index(label))
+      rows.append(f"{clip_id},10,{label}")
+    (root / name).write_text("\n".join(rows) + "\n")

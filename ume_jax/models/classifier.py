@@ -3,7 +3,7 @@
 Parameter names are shared on purpose: a uni-modal model is ``{encoder, head}``
 and the late-fusion model holds ``{<m>_encoder, <m>_head}`` per modality, so
 fine-tuning copies uni-modal checkpoints in by renaming only
-(``ume_jax/pretrained.py``).
+(``ume_jax/train/warm_start.py``).
 """
 from typing import Any, Mapping, Sequence
 

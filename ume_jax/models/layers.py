@@ -1,6 +1,6 @@
 """Dense and conv layers whose parameters carry logical axis names.
 
-Logical names (never mesh axes) live here; ``ume_jax/sharding.py`` is the one
+Logical names (never mesh axes) live here; ``ume_jax/infra/mesh.py`` is the one
 place that maps them onto the device mesh.
 """
 import flax.linen as nn
@@ -34,9 +34,7 @@ def im2col_conv(x, kernel, strides, padding, lhs_dilation=None,
   The kh*kw shifted, strided views of the padded input are concatenated on
   the channel axis and multiplied by the flattened kernel. XLA:CPU runs its
   dot far closer to peak than its convolution, and the gradient is a dot
-  too: on the avdigits model the train step was 18% faster at batch 32-64
-  and the one-channel first layer 2.5x faster at batch 128
-  (benchmarks/train_step.py). Anything else falls back to lax.
+  too (measurements: benchmarks/NOTES.md). Anything else falls back to lax.
   """
   del dimension_numbers, unused  # flax passes NHWC/HWIO
   ones = (1,) * (x.ndim - 2)

@@ -24,7 +24,7 @@ Differences from the original, and why:
 Parameters carry logical axis names: convolutions ("conv_width", "conv_in",
 "embed"), positions ("length", "embed"), LayerNorms ("embed",), attention
 ("embed", "heads", "kv") / ("heads", "kv", "embed"), MLP ("embed", "mlp") /
-("mlp", "embed"). Only "embed" is split over the mesh (sharding.py).
+("mlp", "embed"). Only "embed" is split over the mesh (infra/mesh.py).
 """
 import math
 

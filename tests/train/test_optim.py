@@ -1,4 +1,4 @@
-"""Optimiser construction (ume_jax/optim.py)."""
+"""Optimiser construction (ume_jax/train/optim.py)."""
 import jax
 import jax.numpy as jnp
 import ml_collections

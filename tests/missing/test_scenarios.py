@@ -1,4 +1,4 @@
-"""Evaluation scenarios (ume_jax/scenarios.py)."""
+"""Evaluation scenarios (ume_jax/missing/scenarios.py)."""
 import jax.numpy as jnp
 import numpy as np
 

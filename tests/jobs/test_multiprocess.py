@@ -21,7 +21,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
 LAUNCHER = os.path.join(ROOT, "launch", "local_multiprocess.sh")
 RUNS = ("pretrain/image", "pretrain/audio", "mma")
 NUM_STEPS = 3

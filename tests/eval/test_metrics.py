@@ -1,4 +1,4 @@
-"""Metrics (ume_jax/metrics.py): counts add up across batches exactly."""
+"""Metrics (ume_jax/eval/metrics.py): counts add up across batches exactly."""
 import numpy as np
 
 from ume_jax.eval import metrics

@@ -1,4 +1,4 @@
-"""Missing-modality masks and substitutes (ume_jax/masking.py)."""
+"""Missing-modality masks and substitutes (ume_jax/missing/masking.py)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

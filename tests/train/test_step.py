@@ -1,4 +1,4 @@
-"""Train step with frozen parameters (ume_jax/step_lib.py + optim.frozen_mask)."""
+"""Train step with frozen parameters (ume_jax/train/step.py + optim.frozen_mask)."""
 import jax
 import jax.numpy as jnp
 import ml_collections

@@ -26,7 +26,8 @@ from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import trainer
 from ume_jax import data as data_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
 
 
 def _overrides(asset, data_dir, workdir):

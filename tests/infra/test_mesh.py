@@ -1,4 +1,4 @@
-"""Mesh, parameter sharding and the sharded train step (ume_jax/mesh_lib.py)."""
+"""Mesh, parameter sharding and the sharded train step (ume_jax/infra/mesh.py)."""
 import jax
 import numpy as np
 import pytest
