@@ -36,12 +36,6 @@ import ml_collections
 from ume_jax.config import common
 
 
-def _sgd(lr_multipliers=()):
-  return common.optim(name="sgd", learning_rate=0.1, warmup_steps=100,
-                      momentum=0.0, grad_clip_norm=8.0, final_lr_fraction=1.0,
-                      lr_multipliers=lr_multipliers)
-
-
 def get_config(arg=None):
   variants = common.parse_variants(arg, ("small",), "configs/avmnist.py")
   c = common.base()
@@ -56,9 +50,9 @@ def get_config(arg=None):
                                        strides=(2, 2, 2, 2))
   common.set_epochs(c, pretrain=20, scratch=30, finetune=10)
   common.update_stages(c, batch_size=40)
-  c.pretrain.optim = _sgd()
-  c.scratch.optim = _sgd()
-  c.finetune.optim = _sgd(lr_multipliers=((r".*_encoder/.*", 0.1),))
+  common.set_optimizers(c, name="sgd", learning_rate=0.1, warmup_steps=100,
+                        momentum=0.0, grad_clip_norm=8.0,
+                        final_lr_fraction=1.0)
   c.eval.batch_size = 500
   c.checkpoint.every_steps = 2000
   c.log_every_steps = 200

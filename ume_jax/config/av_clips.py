@@ -11,12 +11,6 @@ from ume_jax.config import common
 VARIANTS = ("whisper", "small")
 
 
-def _sgd(lr_multipliers=()):
-  return common.optim(name="sgd", learning_rate=1e-3, warmup_steps=100,
-                      momentum=0.9, grad_clip_norm=0.0, final_lr_fraction=0.1,
-                      lr_multipliers=lr_multipliers)
-
-
 def _whisper_rules(depth: int) -> list[tuple[str, float]]:
   """lr_multipliers for the Whisper audio encoder (models/whisper.py names).
 
@@ -51,9 +45,9 @@ def get_config(dataset: str, arg=None):
   common.set_modalities(c, ("audio", "visual"))
   common.set_epochs(c, pretrain=100, scratch=100, finetune=30)
   common.update_stages(c, batch_size=64)
-  c.pretrain.optim = _sgd()
-  c.scratch.optim = _sgd()
-  c.finetune.optim = _sgd(lr_multipliers=((r".*_encoder/.*", 0.1),))
+  common.set_optimizers(c, name="sgd", learning_rate=1e-3, warmup_steps=100,
+                        momentum=0.9, grad_clip_norm=0.0,
+                        final_lr_fraction=0.1)
   c.eval.batch_size = 128
   c.checkpoint.every_steps = 1000
   c.log_every_steps = 50

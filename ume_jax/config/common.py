@@ -22,6 +22,9 @@ import ml_collections
 # optimiser: uni-modal pre-training, the late_fusion baseline trained from
 # scratch, and fine-tuning from the uni-modal checkpoints.
 STAGE_SECTIONS = ("pretrain", "scratch", "finetune")
+# Fine-tuning from uni-modal checkpoints: the pre-trained encoders move 10x
+# slower than the fusion heads.
+SLOWER_ENCODERS = ((r".*_encoder/.*", 0.1),)
 
 
 def parse_variants(arg: str | None, known: Sequence[str],
@@ -54,6 +57,14 @@ def optim(name="adamw", learning_rate=3e-3, warmup_steps=50,
       weight_decay=weight_decay, momentum=momentum, nesterov=False,
       grad_clip_norm=grad_clip_norm, lr_multipliers=lr_multipliers,
       final_lr_fraction=final_lr_fraction))
+
+
+def set_optimizers(c, **optim_kwargs) -> None:
+  """The same optimiser (``optim(**optim_kwargs)``) for every stage, with
+  fine-tuning's pre-trained encoders at ``SLOWER_ENCODERS``."""
+  for name in STAGE_SECTIONS:
+    multipliers = SLOWER_ENCODERS if name == "finetune" else ()
+    c[name].optim = optim(lr_multipliers=multipliers, **optim_kwargs)
 
 
 def stage(num_epochs, batch_size, optim_cfg) -> ml_collections.ConfigDict:
@@ -140,11 +151,9 @@ def base() -> ml_collections.ConfigDict:
   c.pretrain = stage(num_epochs=8, batch_size=128, optim_cfg=optim())
   # The late_fusion baseline: trained jointly from scratch, same budget.
   c.scratch = stage(num_epochs=8, batch_size=128, optim_cfg=optim())
-  # late_fusion_pretrained and mma: from uni-modal checkpoints; pre-trained
-  # encoders move 10x slower than the fusion heads.
+  # late_fusion_pretrained and mma: from uni-modal checkpoints.
   c.finetune = stage(num_epochs=4, batch_size=128, optim_cfg=optim(
-      learning_rate=1e-3, warmup_steps=20,
-      lr_multipliers=((r".*_encoder/.*", 0.1),)))
+      learning_rate=1e-3, warmup_steps=20, lr_multipliers=SLOWER_ENCODERS))
   c.methods = ("late_fusion", "late_fusion_pretrained", "mma")
 
   c.eval = ml_collections.ConfigDict(dict(
