@@ -193,3 +193,19 @@ def test_config_errors_name_the_key(run):
   with pytest.raises(config_checks.ConfigError,
                      match=r"model.encoders.audio.*shape \(300,\)"):
     config_checks.check_against_dataset(bad, spec)
+
+
+def test_training_runs_have_their_section_directory_and_seed(run):
+  config, workdir, _ = run
+  config = config.copy_and_resolve_references()
+  config.seed = 5
+  runs = experiment.training_runs(experiment.setup(config), workdir)
+  got = [(r.method.name, r.stage, r.section,
+          os.path.relpath(r.directory, workdir), r.seed) for r in runs]
+  assert got == [
+      ("unimodal:image", "pretrain", "pretrain", "pretrain/image", 5),
+      ("unimodal:audio", "pretrain", "pretrain", "pretrain/audio", 6),
+      ("late_fusion", "finetune", "scratch", "late_fusion", 105),
+      ("late_fusion_pretrained", "finetune", "finetune",
+       "late_fusion_pretrained", 105),
+      ("mma", "finetune", "finetune", "mma", 105)]

@@ -26,6 +26,7 @@ from ume_jax.config import rules
 from ume_jax.missing.masking import SUBSTITUTES, MaskingSpec
 from ume_jax.models import LateFusionClassifier, UniModalClassifier
 from ume_jax.models import classifier
+from ume_jax.train import seeds
 
 FUSION_METHODS = ("late_fusion", "late_fusion_pretrained", "mma")
 PRETRAINED_INIT = ("late_fusion_pretrained", "mma")
@@ -58,7 +59,7 @@ class Method:
 
 def abstract_params(method: Method, mesh) -> Any:
   """Parameter ShapeDtypeStructs carrying their mesh shardings (no memory)."""
-  boxed = jax.eval_shape(method.boxed_params, jax.random.key(0))
+  boxed = jax.eval_shape(method.boxed_params, seeds.init_key(0))
   return mesh_lib.abstract_like(nn.meta.unbox(boxed),
                                 mesh_lib.param_shardings(boxed, mesh))
 
