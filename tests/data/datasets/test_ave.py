@@ -1,18 +1,15 @@
-"""AVE from extracted clips (ume_jax/data/ave.py, video_clips.py), on a
-miniature fixture in exactly the on-disk form scripts/extract_av_clips.py
+"""AVE from extracted clips (ume_jax/data/datasets/ave.py, video_clips.py),
+on a miniature fixture in exactly the on-disk form scripts/extract_av_clips.py
 writes, with either audio front end (fbank for the ResNet, Whisper's log-mel
 for the pre-trained Whisper encoder), and tiny end-to-end runs of the whole
 method."""
 import json
 import os
-import pathlib
 
 import jax
 import ml_collections
 import numpy as np
-from PIL import Image
 import pytest
-from scipy.io import wavfile
 
 from tests import fakes
 from ume_jax import experiment, methods
@@ -25,47 +22,9 @@ from ume_jax.data.datasets import ave, video_clips
 from ume_jax.data.frontends import audio_features, log_mel
 from ume_jax.data.errors import DataError
 
-OPTIONS = dict(num_frames=2, image_size=16, n_mels=16, audio_frames=24)
+OPTIONS = fakes.CLIP_OPTIONS
 WHISPER = dict(audio_front_end="whisper", audio_seconds=2)  # (80, 200)
-CATEGORIES = ["Bark", "Church bell", "Violin", "Banjo"]
-
-
-def write_clip(root: pathlib.Path, clip_id: str, label: int, n_frames=3):
-  """Frames whose colour and a wav whose pitch depend on the label."""
-  d = root / "frames" / clip_id
-  d.mkdir(parents=True, exist_ok=True)
-  rng = np.random.default_rng(abs(hash(clip_id)) % 2**32)
-  for i in range(n_frames):
-    px = np.full((20, 24, 3), 40 * label + 20, np.uint8)
-    px = np.clip(px + rng.integers(0, 20, px.shape), 0, 255).astype(np.uint8)
-    Image.fromarray(px).save(d / f"{i:02d}.jpg")
-  t = np.arange(4000) / 16000
-  wave = 0.5 * np.sin(2 * np.pi * 300 * (label + 1) * t)
-  (root / "audio").mkdir(exist_ok=True)
-  wavfile.write(root / "audio" / f"{clip_id}.wav", 16000,
-                (wave * 32767).astype(np.int16))
-
-
-def write_ave(root: pathlib.Path, sizes=(24, 8, 8)) -> dict:
-  """~40 clips; one video holds two events (two clips of one video id)."""
-  header = "Category&VideoID&Quality&StartTime&EndTime\n"
-  lines, ids = {}, {}
-  k = 0
-  for split, n in zip(("trainSet", "valSet", "testSet"), sizes):
-    rows = []
-    for i in range(n):
-      label = k % len(CATEGORIES)
-      vid = f"vid{k // 2:08d}_x"  # 11 chars like YouTube ids; pairs share it
-      start = 0 if k % 2 == 0 else 5
-      rows.append(f"{CATEGORIES[label]}&{vid}&good&{start}&{start + 5}")
-      write_clip(root, f"{vid}_{start}_{start + 5}", label)
-      ids.setdefault(split, []).append(f"{vid}_{start}_{start + 5}")
-      k += 1
-    lines[split] = rows
-    (root / f"{split}.txt").write_text("\n".join(rows) + "\n")
-  all_rows = sum(lines.values(), [])
-  (root / "Annotations.txt").write_text(header + "\n".join(all_rows) + "\n")
-  return ids
+CATEGORIES = fakes.AVE_CATEGORIES
 
 
 def _data_config(manual_dir, data_dir, **kw):
@@ -77,7 +36,7 @@ def _data_config(manual_dir, data_dir, **kw):
 @pytest.fixture(scope="module")
 def fixture_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("ave_clips")
-  write_ave(root)
+  fakes.write_ave(root)
   return root
 
 
@@ -147,7 +106,7 @@ def test_bad_audio_options(fixture_dir, tmp_path, bad, message):
 
 def test_missing_clips_skipped_then_refused(tmp_path):
   root = tmp_path / "clips"
-  ids = write_ave(root)
+  ids = fakes.write_ave(root)
   (root / "audio" / f"{ids['trainSet'][0]}.wav").unlink()
   builder = ave.prepare(tmp_path / "a", root, video_clips.ClipOptions(
       **OPTIONS, max_missing_fraction=0.05))
@@ -171,7 +130,7 @@ def test_layout_errors(tmp_path):
   (root / "Annotations.txt").write_text("")
   with pytest.raises(DataError, match=r"lacks \['trainSet.txt'.*'frames/'"):
     ave.prepare(tmp_path / "d", root)
-  write_ave(root)
+  fakes.write_ave(root)
   (root / "valSet.txt").write_text("Bark&abc&good&zero&10\n")
   with pytest.raises(DataError, match="valSet.txt' line 1"):
     ave.prepare(tmp_path / "d", root, video_clips.ClipOptions(**OPTIONS))

@@ -15,43 +15,21 @@ import numpy as np
 import pytest
 
 from configs import avmnist as avmnist_config
+from tests import fakes
 from ume_jax import experiment
 from ume_jax.missing import scenarios
 from ume_jax.data import DataError, get_dataset
 from ume_jax.data.datasets import avmnist
 
-N_TRAIN, N_TEST, VALIDATION = 300, 100, 60
-FILES = ["image/train_data.npy", "image/test_data.npy",
-         "audio/train_data.npy", "audio/test_data.npy",
-         "train_labels.npy", "test_labels.npy"]
-
-
-def _write(root, image_scale=1.0):
-  """Learnable miniature AV-MNIST: the label sets a bright image row and a
-  loud audio band, plus noise. Returns the arrays written."""
-  rng = np.random.default_rng(0)
-  arrays = {}
-  for split, n in (("train", N_TRAIN), ("test", N_TEST)):
-    y = rng.integers(0, 10, n).astype(np.int64)
-    img = rng.random((n, 28, 28), dtype=np.float32) * 0.3
-    aud = rng.normal(-40.0, 5.0, (n, 112, 112)).astype(np.float32)
-    for i, c in enumerate(y):
-      img[i, 2 + 2 * c] = 1.0
-      aud[i, :, 10 * c:10 * c + 10] += 30.0
-    img = (img * image_scale).reshape(n, 784)
-    arrays[split] = dict(image=img, audio=aud, label=y)
-    os.makedirs(root / "image", exist_ok=True)
-    os.makedirs(root / "audio", exist_ok=True)
-    np.save(root / "image" / f"{split}_data.npy", img)
-    np.save(root / "audio" / f"{split}_data.npy", aud)
-    np.save(root / f"{split}_labels.npy", y)
-  return arrays
+N_TRAIN, N_TEST = fakes.AVMNIST_N_TRAIN, fakes.AVMNIST_N_TEST
+VALIDATION = fakes.AVMNIST_VALIDATION
+FILES = fakes.AVMNIST_FILES
 
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory):
   root = tmp_path_factory.mktemp("avmnist_raw")
-  return root, _write(root)
+  return root, fakes.write_avmnist(root)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +82,8 @@ def test_round_trip_and_splits(raw, prepared):
 
 def test_image_in_0_255_kept_and_uint8(tmp_path):
   root = tmp_path / "raw"
-  arrays = _write(root, image_scale=255.0)  # MultiBench's own 0..255 floats
+  # MultiBench's own 0..255 floats.
+  arrays = fakes.write_avmnist(root, image_scale=255.0)
   builder = avmnist.prepare(tmp_path / "tfds", root, VALIDATION)
   assert builder.info.metadata["image_scale"] == 1.0
   ex = builder.as_data_source("test")[3]

@@ -1,49 +1,22 @@
 """UPMC Food-101 builder: a miniature fixture in the on-disk form, round
 trips, CSV quirks, error listing, and a tiny run of configs/food101.py:small."""
-import csv
 import json
 import os
 
 import ml_collections
 import numpy as np
 import pytest
-from PIL import Image
 
+from tests import fakes
 from ume_jax.data.datasets import food101
 from ume_jax.data.errors import DataError
 
-CLASSES = ["apple_pie", "baby_back_ribs", "caesar_salad", "donuts"]
-N_TRAIN, N_TEST = 10, 4
-
-
-def _title(c, n):
-  # Commas, quotes and non-ASCII, as on real web-page titles.
-  return f'{CLASSES[c].replace("_", " ")} recipe #{n}, "best" - café'
-
-
-def write_food(root):
-  rng = np.random.default_rng(0)
-  for split, n in (("train", N_TRAIN), ("test", N_TEST)):
-    rows = []
-    for c, name in enumerate(CLASSES):
-      os.makedirs(root / "images" / split / name, exist_ok=True)
-      for k in range(n):
-        image = np.full((24, 30, 3), 40 + 50 * c, np.uint8)
-        image[..., 2] = rng.integers(0, 256, (24, 30), dtype=np.uint8)
-        Image.fromarray(image).save(
-            root / "images" / split / name / f"{name}_{k}.jpg", quality=95)
-        rows.append([f"{name}_{k}.jpg", _title(c, k), name])
-    rows.append([f"{CLASSES[0]}_999.jpg", "image missing", CLASSES[0]])
-    os.makedirs(root / "texts", exist_ok=True)
-    with open(root / "texts" / f"{split}_titles.csv", "w", newline="",
-              encoding="utf-8") as f:
-      csv.writer(f).writerows(rows)
-  return root
+CLASSES = fakes.FOOD_CLASSES
 
 
 @pytest.fixture(scope="module")
 def food_dir(tmp_path_factory):
-  return write_food(tmp_path_factory.mktemp("food101"))
+  return fakes.write_food101(tmp_path_factory.mktemp("food101"))
 
 
 def _cfg(data_dir, manual_dir, **kw):
@@ -66,7 +39,7 @@ def test_round_trip_and_validation_split(food_dir, tmp_path):
       name = rec["id"].decode()
       c = CLASSES.index(name.rsplit("_", 1)[0])
       assert int(rec["label"]) == c
-      assert rec["text"].decode() == _title(c, int(name.rsplit("_", 1)[1][:-4]))
+      assert rec["text"].decode() == fakes.food_title(c, int(name.rsplit("_", 1)[1][:-4]))
       assert abs(int(rec["image"][..., 0].mean()) - (40 + 50 * c)) <= 3
       seen[name] = split
   assert len(seen) == 40 and sorted(seen.values()).count("validation") == 4

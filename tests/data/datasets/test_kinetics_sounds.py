@@ -1,38 +1,27 @@
-"""Kinetics-Sounds from extracted clips (ume_jax/data/kinetics_sounds.py) on a
-miniature fixture in OGM-GE's list format, plus a tiny end-to-end run."""
+"""Kinetics-Sounds from extracted clips (ume_jax/data/datasets/
+kinetics_sounds.py) on a miniature fixture in OGM-GE's list format, plus a
+tiny end-to-end run."""
 import json
 import os
-import pathlib
 
 import ml_collections
 import numpy as np
 import pytest
 
+from tests import fakes
 from ume_jax import experiment
-from ume_jax.data.datasets import kinetics_sounds as ks
 from ume_jax.data import registry
+from ume_jax.data.datasets import kinetics_sounds as ks
 from ume_jax.data.datasets import video_clips
 from ume_jax.data.errors import DataError
-from tests.data.datasets.test_ave import OPTIONS, write_clip
 
-
-def write_ks(root: pathlib.Path, n_train=32, n_test=8, labels=(0, 7, 30)):
-  """OGM-GE lines `<ytid>_<start>,10,<class>`; some ids contain `_` / `-`."""
-  for name, n, off in (("my_train.txt", n_train, 0), ("my_test.txt", n_test,
-                                                      n_train)):
-    rows = []
-    for i in range(off, off + n):
-      clip_id = f"-a_{i:08d}_{i * 3}"  # 11-char id, then the start second
-      label = labels[i % len(labels)]
-      write_clip(root, clip_id, labels.index(label))
-      rows.append(f"{clip_id},10,{label}")
-    (root / name).write_text("\n".join(rows) + "\n")
+OPTIONS = fakes.CLIP_OPTIONS
 
 
 @pytest.fixture(scope="module")
 def fixture_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("ks_clips")
-  write_ks(root)
+  fakes.write_kinetics_sounds(root)
   return root
 
 
@@ -62,7 +51,7 @@ def test_errors(tmp_path):
   with pytest.raises(DataError, match=r"lacks \['my_train.txt'") as e:
     ks.prepare(tmp_path / "d", root)
   assert "audio/{clip_id}.wav" in str(e.value)  # the expected layout
-  write_ks(root)
+  fakes.write_kinetics_sounds(root)
   (root / "my_test.txt").write_text("abc_1,10,31\n")
   with pytest.raises(DataError, match=r"my_test.txt' line 1.*not in 0..30"):
     ks.prepare(tmp_path / "d", root, video_clips.ClipOptions(**OPTIONS))

@@ -3,68 +3,20 @@ error listings, and a tiny end-to-end run of configs/mmimdb.py:small."""
 import json
 import os
 
-import h5py
 import ml_collections
 import numpy as np
 import pytest
-from PIL import Image
 
+from tests import fakes
 from ume_jax.data.datasets import mmimdb
 from ume_jax.data.errors import DataError
 
-N = 60
-IDS = [f"{i:07d}" for i in range(1, N + 1)]
-WORDS = ("love war space murder family ship ghost city king song dream"
-         " race detective island winter robot").split()
-
-
-def _movie(i):
-  rng = np.random.default_rng(i)
-  genres = sorted({mmimdb.GENRES[j] for j in rng.integers(0, 23, 2)})
-  g = mmimdb.GENRES.index(genres[0])
-  plot = " ".join([WORDS[g % len(WORDS)]] * 3
-                  + list(rng.choice(WORDS, 10))) + ", \"quoted\" é."
-  # Colour encodes the first genre, so labels are learnable from images.
-  image = np.full((60, 40, 3), (g * 11) % 256, np.uint8)
-  image[:, :, 1] = rng.integers(0, 256, (60, 40), dtype=np.uint8)
-  return {"plot": [plot, "a second plot, ignored"], "genres": genres,
-          "title": f"Movie {i}"}, image
-
-
-def write_raw(root, layout="dataset"):
-  img_dir, json_dir = {"dataset": ("dataset", "dataset"),
-                       "map": ("images", "labels")}[layout]
-  os.makedirs(root / img_dir, exist_ok=True)
-  os.makedirs(root / json_dir, exist_ok=True)
-  for i, movie in enumerate(IDS):
-    meta, image = _movie(i)
-    (root / json_dir / f"{movie}.json").write_text(json.dumps(meta))
-    Image.fromarray(image).save(root / img_dir / f"{movie}.jpeg", quality=95)
-  (root / "split.json").write_text(json.dumps(
-      {"train": IDS[:36], "dev": IDS[36:44], "test": IDS[44:]}))
-  return root
-
-
-def write_hdf5(root):
-  os.makedirs(root / "dataset", exist_ok=True)
-  images, genres = [], []
-  for i, movie in enumerate(IDS):
-    meta, image = _movie(i)
-    (root / "dataset" / f"{movie}.json").write_text(json.dumps(meta))
-    images.append(np.array(Image.fromarray(image).resize((160, 256)))
-                  .transpose(2, 0, 1))
-    genres.append([g in meta["genres"] for g in mmimdb.GENRES])
-  with h5py.File(root / mmimdb.HDF5, "w") as f:
-    f["images"] = np.stack(images)
-    f["genres"] = np.asarray(genres, np.int8)
-    f["imdb_ids"] = np.array([m.encode() for m in IDS])
-    f["features"] = np.zeros((N, 300), np.float32)  # present, unused
-  return root
+IDS = fakes.mmimdb_ids()
 
 
 @pytest.fixture(scope="module")
 def raw_dir(tmp_path_factory):
-  return write_raw(tmp_path_factory.mktemp("mmimdb_raw"))
+  return fakes.write_mmimdb_raw(tmp_path_factory.mktemp("mmimdb_raw"))
 
 
 def _cfg(data_dir, manual_dir, **kw):
@@ -80,7 +32,7 @@ def test_raw_round_trip(raw_dir, tmp_path):
   assert ds.spec.input_dtypes == {"text": "int32"}
   src = ds._source("validation")
   for j in range(8):
-    meta, image = _movie(36 + j)
+    meta, image = fakes.mmimdb_movie(36 + j)
     rec = src[j]
     assert rec["id"].decode() == IDS[36 + j]
     assert rec["text"].decode() == meta["plot"][0]
@@ -102,14 +54,14 @@ def test_raw_round_trip(raw_dir, tmp_path):
 
 
 def test_map_layout_and_hdf5_form(tmp_path):
-  ds = mmimdb.load(_cfg(tmp_path / "a", write_raw(tmp_path / "m", "map")))
+  ds = mmimdb.load(_cfg(tmp_path / "a", fakes.write_mmimdb_raw(tmp_path / "m", "map")))
   assert ds.spec.split_sizes["train"] == 36
-  h = write_hdf5(tmp_path / "h")
+  h = fakes.write_mmimdb_hdf5(tmp_path / "h")
   ds = mmimdb.load(_cfg(tmp_path / "b", h))
   # Fractions of MultiBench's 15552 / 18160 / 25959 boundaries of N = 60.
   assert ds.spec.split_sizes == {"train": 36, "validation": 6, "test": 18}
   rec = ds._source("test")[0]
-  meta, _ = _movie(42)
+  meta, _ = fakes.mmimdb_movie(42)
   assert rec["id"].decode() == IDS[42]
   assert rec["text"].decode() == meta["plot"][0]
   want = [g in meta["genres"] for g in mmimdb.GENRES]
@@ -124,7 +76,7 @@ def test_errors_list_both_forms(tmp_path):
     assert "split.json" in msg and "{id}.jpeg" in msg and mmimdb.HDF5 in msg
   with pytest.raises(DataError, match=str(tmp_path)):
     mmimdb.load(_cfg(tmp_path / "tfds", tmp_path))
-  broken = write_raw(tmp_path / "broken")
+  broken = fakes.write_mmimdb_raw(tmp_path / "broken")
   os.remove(broken / "dataset" / f"{IDS[50]}.jpeg")
   with pytest.raises(DataError, match=f"{IDS[50]}.jpeg"):
     mmimdb.load(_cfg(tmp_path / "tfds2", broken))

@@ -38,21 +38,14 @@ def clip_id(video_id: str, start, end) -> str:
 
 def parse_list(path: pathlib.Path) -> list[tuple[str, str, int, int]]:
   """-> [(category, video_id, start, end)]; DataError naming a bad line."""
-  rows = []
-  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-    if not line.strip() or line.startswith("Category&"):
-      continue
+  def row(line):
     parts = line.strip().split("&")
-    try:
-      if len(parts) != 5:
-        raise ValueError(f"{len(parts)} fields")
-      rows.append((parts[0], parts[1], int(float(parts[3])),
-                   int(float(parts[4]))))
-    except ValueError as e:
-      raise DataError(f"ave list {str(path)!r} line {n} {line!r}: expected"
-                      " Category&VideoID&Quality&StartTime&EndTime with"
-                      f" whole seconds ({e}).") from None
-  return rows
+    if len(parts) != 5:
+      raise ValueError(f"{len(parts)} fields")
+    return (parts[0], parts[1], int(float(parts[3])), int(float(parts[4])))
+  return video_clips.parse_list_file(
+      NAME, path, "Category&VideoID&Quality&StartTime&EndTime with whole"
+      " seconds", row, skip=lambda line: line.startswith("Category&"))
 
 
 class Ave(video_clips.ClipBuilder):

@@ -61,21 +61,19 @@ train mean/std of the quantised audio are in
 
 import os
 import pathlib
-import shutil
-import tempfile
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from ume_jax.data import pipeline
+from ume_jax.data import prepare as prepare_lib
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError
+from ume_jax.data.prepare import SPLITS
 from ume_jax.data.spec import DatasetSpec
 
 NAME = "avmnist"
 VERSION = "1.0.0"
-SPLITS = ("train", "validation", "test")
 NUM_CLASSES = 10
 VALIDATION_SIZE = 5000  # MultiBench: the last 5,000 train rows
 IMAGE_SHAPE = (28, 28)
@@ -96,13 +94,6 @@ FILES = {
     "label_test": ("test_labels.npy", [()], "(M,) integer classes 0..9"),
 }
 _CHUNK = 2048  # rows per read when scanning/converting (memory-mapped files)
-
-
-class _ThisFile:
-  """Class-level `code_path`: tfds' default needs `importlib_resources`."""
-
-  def __get__(self, obj, objtype=None):
-    return epath.Path(__file__)
 
 
 def _expected_listing(manual_dir) -> str:
@@ -140,17 +131,10 @@ def check_manual_dir(manual_dir, validation_size: int = VALIDATION_SIZE):
       where it looked), or a file with the wrong shape/dtype/length (naming
       the file, what was found and what was expected).
   """
-  if not manual_dir:
-    raise DataError(
-        "avmnist is prepared from your own copy of AV-MNIST in MultiBench's"
-        " form; set data.manual_dir (--config.data.manual_dir=PATH) to the"
-        " folder holding: " + _expected_listing("<manual_dir>") + ".")
-  manual_dir = pathlib.Path(os.path.expanduser(os.fspath(manual_dir)))
-  if not manual_dir.is_dir():
-    raise DataError(
-        f"avmnist data.manual_dir {os.fspath(manual_dir)!r} is not a"
-        " directory. It must be MultiBench's avmnist folder, holding: "
-        + _expected_listing(manual_dir) + ".")
+  manual_dir = prepare_lib.manual_dir_path(
+      NAME, manual_dir, "your own copy of AV-MNIST in MultiBench's form",
+      lambda where: "It must be MultiBench's avmnist folder, holding: "
+      + _expected_listing(where) + ".")
   missing = [rel for rel, _, _ in FILES.values()
              if not (manual_dir / rel).is_file()]
   if missing:
@@ -201,7 +185,13 @@ def check_manual_dir(manual_dir, validation_size: int = VALIDATION_SIZE):
 
 
 def _load(path):
-  return np.load(path, mmap_mode="r", allow_pickle=False)
+  try:
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+  except (OSError, ValueError) as e:  # e.g. shorter than its header says
+    raise DataError(
+        f"avmnist file {os.fspath(path)!r} cannot be read ({type(e).__name__}:"
+        f" {e}); it is probably truncated or corrupt: copy it again from"
+        " MultiBench's avmnist folder.") from e
 
 
 def _scan(arr, fn):
@@ -250,10 +240,8 @@ def fingerprint(found) -> dict:
           for k, (path, shape, dtype) in sorted(found.items())}
 
 
-class Avmnist(tfds.core.GeneratorBasedBuilder):
+class Avmnist(prepare_lib.ArrayRecordBuilder):
   """AV-MNIST: MNIST digits paired with spoken-digit spectrograms."""
-
-  code_path = _ThisFile()
 
   VERSION = tfds.core.Version(VERSION)
   RELEASE_NOTES = {str(VERSION): "Initial release, from MultiBench's files."}
@@ -265,7 +253,6 @@ class Avmnist(tfds.core.GeneratorBasedBuilder):
                **kwargs):
     self._avmnist_dir = avmnist_dir
     self._validation_size = int(validation_size)
-    kwargs.setdefault("file_format", "array_record")
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -354,25 +341,6 @@ class Avmnist(tfds.core.GeneratorBasedBuilder):
                       "label": int(labels[c + j])}
 
 
-def _dir_error(directory, what: str) -> DataError:
-  return DataError(
-      f"avmnist data directory {os.fspath(directory)!r}: {what}. The input"
-      " pipeline prepares avmnist there (as ArrayRecord files under"
-      f" {NAME}/{VERSION}/) from data.manual_dir on first use; point"
-      " data.data_dir at a writable directory, or delete the dataset folder"
-      " so it is prepared again."
-  )
-
-
-def _check_writable(data_dir: pathlib.Path):
-  try:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write_test"):
-      pass
-  except OSError as e:
-    raise _dir_error(data_dir, f"not a writable directory ({e})") from e
-
-
 def prepare(data_dir, manual_dir=None,
             validation_size: int = VALIDATION_SIZE) -> Avmnist:
   """Returns a builder whose dataset is prepared in `data_dir`, checked.
@@ -382,71 +350,15 @@ def prepare(data_dir, manual_dir=None,
   ones the dataset was prepared from (names, shapes, dtypes, sizes), and
   `validation_size` the one it was prepared with, else DataError (stale).
   """
-  data_dir = pathlib.Path(os.path.expanduser(os.fspath(data_dir)))
-  if data_dir.exists() and not data_dir.is_dir():
-    raise _dir_error(data_dir, "exists but is not a directory")
   validation_size = int(validation_size)
-  try:
-    builder = Avmnist(data_dir=os.fspath(data_dir), avmnist_dir=manual_dir,
-                      validation_size=validation_size)
-  except Exception as e:  # tfds raises assorted errors on a corrupt info file.
-    raise _dir_error(data_dir, f"holds an unreadable {NAME}/{VERSION} dataset "
-                     f"({type(e).__name__}: {e})") from e
-  if not builder.is_prepared():
-    if os.path.exists(builder.data_dir):
-      raise _dir_error(data_dir, f"{builder.data_dir!r} holds a partial "
-                       "dataset (no dataset_info.json, so preparation never "
-                       "finished)")
-    check_manual_dir(manual_dir, validation_size)  # Fail before tfds runs.
-    _check_writable(data_dir)
-    try:
-      tfds.disable_progress_bar()
-      builder.download_and_prepare(
-          download_dir=os.fspath(data_dir / "downloads"))
-    except BaseException as e:
-      # It did not exist before: leave no partial dataset behind, so a rerun
-      # after fixing the files prepares afresh.
-      shutil.rmtree(builder.data_dir, ignore_errors=True)
-      if isinstance(e, OSError):
-        raise _dir_error(data_dir, f"preparing failed ({e})") from e
-      raise
-  _verify(builder, data_dir, manual_dir, validation_size)
-  return builder
-
-
-def _verify(builder: Avmnist, data_dir, manual_dir, validation_size):
-  """Checks the prepared files are complete and match the user's files."""
-  where = builder.data_dir
-  for split in SPLITS:
-    info = builder.info.splits.get(split)
-    if info is None or info.num_examples <= 0:
-      raise _dir_error(data_dir, f"the prepared dataset in {where!r} has no "
-                       f"{split!r} split")
-    try:
-      source = builder.as_data_source(split)
-      n = len(source)
-      source[0], source[n - 1]  # pylint: disable=pointless-statement
-    except Exception as e:  # array_record raises RuntimeError/ValueError/...
-      raise _dir_error(data_dir, f"split {split!r} of the prepared dataset in "
-                       f"{where!r} cannot be read ({type(e).__name__}: {e})"
-                       ) from e
-    if n != info.num_examples:
-      raise _dir_error(data_dir, f"split {split!r} in {where!r} has {n} "
-                       f"records, its dataset_info says {info.num_examples}")
-  meta = builder.info.metadata or {}
-  if meta.get("validation_size", validation_size) != validation_size:
-    raise _dir_error(data_dir, f"the dataset in {where!r} was prepared with "
-                     f"data.validation_size = {meta['validation_size']}, not "
-                     f"{validation_size}, so its splits are stale")
-  if manual_dir and os.path.isdir(os.path.expanduser(os.fspath(manual_dir))):
-    found = check_manual_dir(os.path.expanduser(os.fspath(manual_dir)),
-                             validation_size)
-    recorded = meta.get("fingerprint")
-    if recorded and recorded != fingerprint(found):
-      raise _dir_error(data_dir, f"the dataset in {where!r} was prepared from"
-                       f" other files than those in {os.fspath(manual_dir)!r}"
-                       " (names, shapes, dtypes or sizes differ), so it is"
-                       " stale")
+  check = lambda d: check_manual_dir(d, validation_size)
+  source = prepare_lib.manual_dir_source(
+      manual_dir, check, lambda d: fingerprint(check(d)),
+      compared="names, shapes, dtypes or sizes",
+      options={"validation_size": validation_size})
+  return prepare_lib.prepared(Avmnist, data_dir, source,
+                              avmnist_dir=manual_dir,
+                              validation_size=validation_size)
 
 
 STATS = {
@@ -456,7 +368,6 @@ STATS = {
 # Augmentation (data.augment=True): image shifted up to 2 px per axis, audio
 # up to 4 frames in time (axis 0), zero fill.
 MAX_SHIFT = {"image": (2, 2, 0), "audio": (4, 0, 0)}
-DEFAULT_DATA_DIR = "~/.cache/ume_jax/tensorflow_datasets"
 
 
 def load(data_config) -> pipeline.Dataset:
@@ -466,7 +377,7 @@ def load(data_config) -> pipeline.Dataset:
   needed to prepare), data_dir, validation_size (5000), augment, worker_count,
   worker_buffer_size, read_threads, cache_in_memory (False: 0.9 GB).
   """
-  builder = prepare(data_config.get("data_dir") or DEFAULT_DATA_DIR,
+  builder = prepare(data_config.get("data_dir"),
                     data_config.get("manual_dir") or None,
                     data_config.get("validation_size") or VALIDATION_SIZE)
   sources = {s: builder.as_data_source(s) for s in SPLITS}

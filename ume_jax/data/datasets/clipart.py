@@ -10,8 +10,9 @@ merely repeat a folder or category name were removed when the asset was made
 
 tensorflow-datasets builder (ArrayRecord, no TensorFlow) + loader. As for
 avdigits, the dataset is prepared from the packaged asset on first use by
-``prepare()``, which checks the data directory, the prepared files and that
-they were made from this asset (sha256). Records keep the asset's order.
+``prepare()`` (``ume_jax.data.prepare``), which checks the data directory,
+the prepared files and that they were made from this asset (sha256).
+Records keep the asset's order.
 
 Modalities (``data.modalities``): ``("image", "text")`` (default; text is
 "title. kw1, kw2") or ``("image", "title", "keywords")``. Text is tokenised at
@@ -32,33 +33,30 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ume_jax.data import asset as asset_lib
-from ume_jax.data.datasets import image_text
-from ume_jax.data import prepare as packaged
 from ume_jax.data import pipeline
-from ume_jax.data.frontends import text_tokenizer
+from ume_jax.data import prepare as prepare_lib
 from ume_jax.data import transforms
-from ume_jax.data.frontends import vgg_preprocess
 from ume_jax.data.errors import DataError
+from ume_jax.data.frontends import text_tokenizer
+from ume_jax.data.frontends import vgg_preprocess
+from ume_jax.data.prepare import SPLITS
 from ume_jax.data.spec import DatasetSpec
 
 NAME = "clipart"
 VERSION = "1.0.0"
-SPLITS = image_text.SPLITS
-PACKAGED_ASSET = pathlib.Path(__file__).parents[1] / "assets" / "clipart.npz"
+PACKAGED_ASSET = prepare_lib.ASSETS_DIR / "clipart.npz"
 CLASSES = (
     "animals", "buildings", "computer", "education", "electronics", "food",
     "geography", "office", "people", "plants", "recreation", "shapes",
     "signs_and_symbols", "special", "tools", "transportation",
 )
 IMAGE_SHAPE = (32, 32, 3)
-# Per-channel mean / std of the train images / 255 (asset v1.0.0's
+# Per-channel mean / std of the train images / 255 (the asset's
 # meta["image_stats"], rounded). Fixed, like avdigits' STATS, so the model's
 # inputs do not move when the asset is regenerated.
 STATS = ((0.8323, 0.8126, 0.7813), (0.2922, 0.3018, 0.3378))
 LAYOUTS = (("image", "text"), ("image", "title", "keywords"))
 TOKENIZERS = ("wordpiece", "minilm_l6")
-DEFAULT_DATA_DIR = image_text.DEFAULT_DATA_DIR
 # Augmentation (data.augment=True): shifts of up to 2 px (white drawings on
 # white: the zero fill reads as a dark border, so keep it small).
 MAX_SHIFT = {"image": (2, 2, 0)}
@@ -81,7 +79,7 @@ def _read_npz(path) -> dict:
   try:
     with np.load(path, allow_pickle=False) as npz:
       return {k: npz[k] for k in npz.files}
-  except asset_lib._READ_ERRORS as e:  # pylint: disable=protected-access
+  except prepare_lib.NPZ_READ_ERRORS as e:
     raise _asset_error(path, f"cannot be read as an .npz ({type(e).__name__}:"
                        f" {e}); it is probably truncated or corrupt") from e
 
@@ -160,18 +158,12 @@ def joined_text(title: str, keywords) -> str:
   return " ".join(p for p in (title, ", ".join(keywords)) if p)
 
 
-class Clipart(tfds.core.GeneratorBasedBuilder):
+class Clipart(prepare_lib.AssetBuilder):
   """openclipart drawings, titles and keywords; label = category."""
-
-  code_path = image_text._ThisFile()  # pylint: disable=protected-access
 
   VERSION = tfds.core.Version(VERSION)
   RELEASE_NOTES = {str(VERSION): "Initial release, from assets/clipart.npz."}
-
-  def __init__(self, *, asset_path=None, **kwargs):
-    self._asset_path = pathlib.Path(asset_path or PACKAGED_ASSET)
-    kwargs.setdefault("file_format", "array_record")
-    super().__init__(**kwargs)
+  PACKAGED_ASSET = PACKAGED_ASSET
 
   def _info(self) -> tfds.core.DatasetInfo:
     text = lambda: tfds.features.Tensor(shape=(), dtype=np.object_)
@@ -194,8 +186,7 @@ class Clipart(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download: the asset ships with the package.
     arrays, meta = load_asset(self._asset_path)
-    self.info.metadata["asset_sha256"] = packaged.sha256(self._asset_path)
-    self.info.metadata["asset_meta"] = meta
+    self._record_asset(meta)
     return {s: self._generate_examples(arrays[s]) for s in SPLITS}
 
   def _generate_examples(self, a):
@@ -205,13 +196,13 @@ class Clipart(tfds.core.GeneratorBasedBuilder):
                    for k in ("text", "title", "keywords", "id")}}
 
 
-def prepare(data_dir, asset_path=None) -> "Clipart":
+def prepare(data_dir, asset_path=None) -> Clipart:
   """Returns a builder whose dataset is prepared in `data_dir`, checked
-  (``packaged.prepare``: DataError for a bad asset or data directory)."""
-  return packaged.prepare(
-      Clipart, data_dir=data_dir,
-      asset_path=pathlib.Path(asset_path or PACKAGED_ASSET),
-      check_asset=load_asset, splits=SPLITS)
+  (``prepare.prepared``: DataError for a bad asset or data directory)."""
+  asset_path = pathlib.Path(asset_path or PACKAGED_ASSET)
+  return prepare_lib.prepared(
+      Clipart, data_dir, prepare_lib.packaged_source(asset_path, load_asset),
+      asset_path=asset_path)
 
 
 def _modalities(data_config) -> tuple:
@@ -238,7 +229,7 @@ def tokenizer(data_config, builder: Clipart, train_source, max_len: int):
                            len(train_source)])
   tok, _ = text_tokenizer.cached_tokenizer(
       pathlib.Path(builder.data_dir).parent,
-      image_text._Texts(train_source),  # pylint: disable=protected-access
+      text_tokenizer.TrainTexts(train_source),
       int(data_config.get("vocab_size") or 2000), source_key)
   return tok
 
@@ -266,8 +257,7 @@ def load(data_config) -> pipeline.Dataset:
   read_threads, cache_in_memory (True).
   """
   modalities = _modalities(data_config)
-  builder = prepare(data_config.get("data_dir") or DEFAULT_DATA_DIR,
-                    data_config.get("asset_path"))
+  builder = prepare(data_config.get("data_dir"), data_config.get("asset_path"))
   sources = {s: builder.as_data_source(s) for s in SPLITS}
   max_len = int(data_config.get("max_len") or 32)
   tok = tokenizer(data_config, builder, sources["train"], max_len)

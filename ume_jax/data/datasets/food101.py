@@ -1,7 +1,7 @@
 """UPMC Food-101 (Wang et al. 2015): food photos + web-page titles, 101 classes.
 
 tensorflow-datasets builder (ArrayRecord, no TensorFlow) + loader, built on
-the image+text machinery in ``mmimdb.py``. Nothing is downloaded:
+the image+text machinery in ``image_text.py``. Nothing is downloaded:
 ``data.manual_dir`` points at the user's copy (the layout of the Kaggle
 "upmcfood101" archive and of the missing-aware-prompts repo)::
 
@@ -35,14 +35,14 @@ import pathlib
 from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image
 
+from ume_jax.data import prepare as prepare_lib
 from ume_jax.data.datasets import image_text
 from ume_jax.data.errors import DataError
+from ume_jax.data.prepare import SPLITS
 
 NAME = "food101"
 VERSION = "1.0.0"
-SPLITS = ("train", "validation", "test")
 IMAGE_SIZE = (128, 128)
 VALIDATION_FRACTION = 0.05
 VALIDATION_SEED = 101
@@ -62,15 +62,8 @@ def _layout(where) -> str:
 def check_manual_dir(manual_dir, validation_fraction=VALIDATION_FRACTION
                      ) -> dict:
   """Checks the layout (not every image); raises DataError otherwise."""
-  if not manual_dir:
-    raise DataError("food101 is prepared from your own copy of UPMC"
-                    " Food-101; set data.manual_dir"
-                    " (--config.data.manual_dir=PATH). "
-                    + _layout("<data.manual_dir not set>"))
-  d = pathlib.Path(os.path.expanduser(os.fspath(manual_dir)))
-  if not d.is_dir():
-    raise DataError(f"food101 data.manual_dir {os.fspath(d)!r} is not a"
-                    " directory. " + _layout(os.fspath(d)))
+  d = prepare_lib.manual_dir_path(
+      NAME, manual_dir, "your own copy of UPMC Food-101", _layout)
   need = ["images/train", "images/test", "texts/train_titles.csv",
           "texts/test_titles.csv"]
   missing = [p for p in need if not (d / p).exists()]
@@ -141,6 +134,7 @@ class UpmcFood101(image_text.ImageTextBuilder):
   NUM_CLASSES = None
   MULTILABEL = False
   DESCRIPTION = __doc__
+  FINGERPRINT = "CSV sizes or classes"
 
   def __init__(self, *, validation_fraction=VALIDATION_FRACTION, **kwargs):
     self._validation_fraction = float(validation_fraction)
@@ -172,10 +166,20 @@ class UpmcFood101(image_text.ImageTextBuilder):
   def _generate_examples(self, d, folder, rows):
     classes = self.info.metadata["classes"]
     for i, (name, title, c) in enumerate(rows):
-      with Image.open(d / "images" / folder / classes[c] / name) as im:
-        image = self._resize(im)
+      image = self._read_image(d / "images" / folder / classes[c] / name)
       yield i, {"image": image, "text": title.encode("utf-8"),
                 "label": np.int32(c), "id": name.encode("utf-8")}
+
+
+def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE,
+            validation_fraction=VALIDATION_FRACTION) -> UpmcFood101:
+  """Returns a builder whose dataset is prepared in `data_dir`, checked
+  (``image_text.prepare``)."""
+  fraction = float(validation_fraction)
+  return image_text.prepare(
+      UpmcFood101, data_dir, manual_dir, image_size,
+      functools.partial(check_manual_dir, validation_fraction=fraction),
+      options={"validation_fraction": fraction}, validation_fraction=fraction)
 
 
 def load(data_config):
@@ -186,10 +190,10 @@ def load(data_config):
   augment (random shift), worker_count, worker_buffer_size, read_threads,
   cache_in_memory (False).
   """
-  fraction = float(data_config.get("validation_fraction")
-                   or VALIDATION_FRACTION)
-  return image_text.load_image_text(
-      UpmcFood101, NAME, data_config, IMAGE_SIZE, STATS, default_max_len=32,
-      check_manual=functools.partial(check_manual_dir,
-                                     validation_fraction=fraction),
-      validation_fraction=fraction)
+  image_size = tuple(data_config.get("image_size") or IMAGE_SIZE)
+  builder = prepare(data_config.get("data_dir"),
+                    data_config.get("manual_dir") or None, image_size,
+                    data_config.get("validation_fraction")
+                    or VALIDATION_FRACTION)
+  return image_text.load_image_text(builder, NAME, data_config, image_size,
+                                    STATS, default_max_len=32)

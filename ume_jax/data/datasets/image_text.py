@@ -1,52 +1,45 @@
 """Shared by the image+text datasets (MM-IMDB, UPMC Food-101): the builder
-base class, preparing and verifying a data dir, and the registry loader."""
+base class, their preparation from data.manual_dir and the registry
+loader."""
 
 import json
 import os
 import pathlib
-import tempfile
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
 from ume_jax.data import pipeline
-from ume_jax.data.frontends import text_tokenizer
+from ume_jax.data import prepare as prepare_lib
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError
+from ume_jax.data.frontends import text_tokenizer
+from ume_jax.data.prepare import SPLITS
 from ume_jax.data.spec import DatasetSpec
 
-SPLITS = ("train", "validation", "test")
 # ImageNet statistics: posters and food photos are natural images.
 STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
-class _ThisFile:
-  """Class-level `code_path`: tfds' default needs `importlib_resources`."""
-
-  def __get__(self, obj, objtype=None):
-    return epath.Path(__file__)
-
-
-class ImageTextBuilder(tfds.core.GeneratorBasedBuilder):
+class ImageTextBuilder(prepare_lib.ArrayRecordBuilder, skip_registration=True):
   """Base of image+text builders: features, size, manual dir.
 
   Subclasses set NUM_CLASSES (multi-label) or record metadata["classes"]
-  (single-label), MULTILABEL, DESCRIPTION, VERSION and define
+  (single-label), MULTILABEL, DESCRIPTION, VERSION, FINGERPRINT (what their
+  metadata["fingerprint"] compares, for messages) and define
   ``_split_generators`` / ``_generate_examples``; ``check_manual_dir`` of
   their module is called before tfds runs.
   """
 
-  code_path = _ThisFile()
   NUM_CLASSES = 0
   MULTILABEL = False
   DESCRIPTION = ""
+  FINGERPRINT = ""
 
   def __init__(self, *, manual=None, image_size=(128, 80), **kwargs):
     self._manual = manual
     self._image_size = tuple(int(x) for x in image_size)
-    kwargs.setdefault("file_format", "array_record")
     super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -77,109 +70,45 @@ class ImageTextBuilder(tfds.core.GeneratorBasedBuilder):
     im = im.convert("RGB").resize((w, h), Image.BILINEAR)
     return np.asarray(im, np.uint8)
 
-
-def _dir_error(name, directory, what: str) -> DataError:
-  return DataError(
-      f"{name} data directory {os.fspath(directory)!r}: {what}. The input"
-      f" pipeline prepares {name} there (as ArrayRecord files) from"
-      " data.manual_dir on first use; point data.data_dir at a writable"
-      " directory, or delete the dataset folder so it is prepared again.")
+  def _read_image(self, path: pathlib.Path) -> np.ndarray:
+    """The image file at ``path``, resized; DataError naming it if it cannot
+    be decoded (a damaged copy shows only here, while preparing)."""
+    try:
+      with Image.open(path) as im:
+        return self._resize(im)
+    except (OSError, ValueError) as e:  # PIL: not an image, truncated, ...
+      raise DataError(
+          f"{self.name} image {os.fspath(path)!r} cannot be decoded"
+          f" ({type(e).__name__}: {e}); it is probably truncated or corrupt:"
+          " copy it again from the original archive.") from e
 
 
 def prepare(builder_cls, data_dir, manual_dir, image_size, check_manual,
-            **builder_kwargs):
+            options=None, **builder_kwargs):
   """Returns a builder whose dataset is prepared in `data_dir`, checked.
 
-  Prepares from `manual_dir` if needed (checking its layout first). Once
-  prepared `manual_dir` may be absent; if present, its fingerprint and
-  `image_size` must match those recorded, else DataError (stale).
+  Prepares from `manual_dir` if needed (``check_manual(manual_dir)`` checks
+  its layout first and returns a dict holding its "fingerprint"). Once
+  prepared `manual_dir` may be absent; if present, its fingerprint must
+  match the one recorded, and `image_size` and `options` ({data.* key:
+  value}) the ones recorded, else DataError (stale).
   """
-  name = builder_cls.name
-  data_dir = pathlib.Path(os.path.expanduser(os.fspath(data_dir)))
-  if data_dir.exists() and not data_dir.is_dir():
-    raise _dir_error(name, data_dir, "exists but is not a directory")
-  try:
-    builder = builder_cls(data_dir=os.fspath(data_dir), manual=manual_dir,
-                          image_size=image_size, **builder_kwargs)
-  except Exception as e:  # tfds raises assorted errors on a corrupt info file.
-    raise _dir_error(name, data_dir, "holds an unreadable prepared dataset "
-                     f"({type(e).__name__}: {e})") from e
-  if not builder.is_prepared():
-    if os.path.exists(builder.data_dir):
-      raise _dir_error(name, data_dir, f"{builder.data_dir!r} holds a partial"
-                       " dataset (no dataset_info.json, so preparation never"
-                       " finished)")
-    check_manual(manual_dir)  # Fail early, before tfds runs.
-    try:
-      data_dir.mkdir(parents=True, exist_ok=True)
-      with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write_test"):
-        pass
-    except OSError as e:
-      raise _dir_error(name, data_dir, f"not a writable directory ({e})"
-                       ) from e
-    try:
-      tfds.disable_progress_bar()
-      builder.download_and_prepare(
-          download_dir=os.fspath(data_dir / "downloads"))
-    except DataError:
-      raise
-    except OSError as e:
-      raise _dir_error(name, data_dir, f"preparing failed ({e})") from e
-  _verify(builder, data_dir, manual_dir, image_size, check_manual)
-  return builder
+  image_size = tuple(int(x) for x in image_size)
+  source = prepare_lib.manual_dir_source(
+      manual_dir, check_manual, lambda d: check_manual(d)["fingerprint"],
+      compared=builder_cls.FINGERPRINT,
+      options={"image_size": list(image_size), **(options or {})})
+  return prepare_lib.prepared(builder_cls, data_dir, source,
+                              manual=manual_dir, image_size=image_size,
+                              **builder_kwargs)
 
 
-def _verify(builder, data_dir, manual_dir, image_size, check_manual):
-  name, where = builder.name, builder.data_dir
-  for split in SPLITS:
-    info = builder.info.splits.get(split)
-    if info is None or info.num_examples <= 0:
-      raise _dir_error(name, data_dir, f"the prepared dataset in {where!r}"
-                       f" has no {split!r} split")
-    try:
-      source = builder.as_data_source(split)
-      n = len(source)
-      source[0], source[n - 1]  # pylint: disable=pointless-statement
-    except Exception as e:  # array_record raises RuntimeError/ValueError/...
-      raise _dir_error(name, data_dir, f"split {split!r} of the prepared"
-                       f" dataset in {where!r} cannot be read"
-                       f" ({type(e).__name__}: {e})") from e
-  meta = builder.info.metadata or {}
-  if list(meta.get("image_size", image_size)) != list(image_size):
-    raise _dir_error(name, data_dir, f"the dataset in {where!r} was prepared"
-                     f" with data.image_size = {meta['image_size']}, not"
-                     f" {list(image_size)}, so it is stale")
-  if manual_dir and os.path.isdir(os.path.expanduser(os.fspath(manual_dir))):
-    found = check_manual(manual_dir)
-    if meta.get("fingerprint") and meta["fingerprint"] != found["fingerprint"]:
-      raise _dir_error(name, data_dir, f"the dataset in {where!r} was"
-                       f" prepared from other files than those in"
-                       f" {os.fspath(manual_dir)!r}, so it is stale")
-
-
-DEFAULT_DATA_DIR = "~/.cache/ume_jax/tensorflow_datasets"
-
-
-class _Texts:
-  """The train split's texts, read only when the tokenizer is (re)trained."""
-
-  def __init__(self, source):
-    self._source = source
-
-  def __call__(self):
-    return [text_tokenizer.as_str(self._source[i]["text"])
-            for i in range(len(self._source))]
-
-
-def load_image_text(builder_cls, name: str, data_config, image_size, stats,
-                    default_max_len: int, check_manual,
-                    **builder_kwargs) -> pipeline.Dataset:
-  """Prepares (if needed) an image+text dataset and returns its Dataset."""
-  image_size = tuple(data_config.get("image_size") or image_size)
-  builder = prepare(builder_cls,
-                    data_config.get("data_dir") or DEFAULT_DATA_DIR,
-                    data_config.get("manual_dir") or None, image_size,
-                    check_manual, **builder_kwargs)
+def load_image_text(builder, name: str, data_config, image_size, stats,
+                    default_max_len: int) -> pipeline.Dataset:
+  """The Dataset ``name`` of an image+text dataset prepared by ``builder``
+  with ``image_size``."""
+  builder_cls = type(builder)
+  image_size = tuple(image_size)
   sources = {s: builder.as_data_source(s) for s in SPLITS}
   vocab_size = int(data_config.get("vocab_size") or 8000)
   max_len = int(data_config.get("max_len") or default_max_len)
@@ -188,7 +117,8 @@ def load_image_text(builder_cls, name: str, data_config, image_size, stats,
                            meta.get("fingerprint"),
                            sources["train"].__len__()], sort_keys=True)
   tok, _ = text_tokenizer.cached_tokenizer(
-      pathlib.Path(builder.data_dir).parent, _Texts(sources["train"]),
+      pathlib.Path(builder.data_dir).parent,
+      text_tokenizer.TrainTexts(sources["train"]),
       vocab_size, source_key)
   spec = DatasetSpec(
       name=name,

@@ -38,23 +38,17 @@ LIST_FILES = {"train": "my_train.txt", "test": "my_test.txt"}
 
 
 def parse_list(path: pathlib.Path) -> list[video_clips.Clip]:
-  clips = []
-  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-    if not line.strip():
-      continue
+  """-> [Clip]; DataError naming a bad line."""
+  def clip(line):
     parts = [p.strip() for p in line.split(",")]
-    try:
-      if len(parts) != 3 or not parts[0]:
-        raise ValueError(f"{len(parts)} fields")
-      label = int(parts[2])
-      if not 0 <= label < NUM_CLASSES:
-        raise ValueError(f"class {label} not in 0..{NUM_CLASSES - 1}")
-    except ValueError as e:
-      raise DataError(f"kinetics_sounds list {str(path)!r} line {n} {line!r}:"
-                      " expected <clip_id>,<seconds>,<class index> ("
-                      f"{e}).") from None
-    clips.append(video_clips.Clip(parts[0], label))
-  return clips
+    if len(parts) != 3 or not parts[0]:
+      raise ValueError(f"{len(parts)} fields")
+    label = int(parts[2])
+    if not 0 <= label < NUM_CLASSES:
+      raise ValueError(f"class {label} not in 0..{NUM_CLASSES - 1}")
+    return video_clips.Clip(parts[0], label)
+  return video_clips.parse_list_file(
+      NAME, path, "<clip_id>,<seconds>,<class index>", clip)
 
 
 def carve_validation(train, fraction: float):

@@ -39,8 +39,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from ume_jax.data import prepare as prepare_lib
 from ume_jax.data.datasets import image_text
 from ume_jax.data.errors import DataError
+from ume_jax.data.prepare import SPLITS
 
 NAME = "mmimdb"
 VERSION = "1.0.0"
@@ -51,7 +53,6 @@ GENRES = ("Drama", "Comedy", "Romance", "Thriller", "Crime", "Action",
 HDF5 = "multimodal_imdb.hdf5"
 HDF5_BOUNDS = (15552, 18160, 25959)  # MultiBench's train/valid/test rows
 MOVIE_DIRS = (("dataset", "dataset"), ("images", "labels"), (".", "."))
-SPLITS = ("train", "validation", "test")
 SPLIT_KEYS = {"train": "train", "validation": "dev", "test": "test"}
 IMAGE_SIZE = (128, 80)
 
@@ -80,14 +81,8 @@ def _find_movie_dirs(d: pathlib.Path, some_id: str, need_image: bool):
 
 def check_manual_dir(manual_dir) -> dict:
   """Finds which form ``manual_dir`` holds; raises DataError otherwise."""
-  if not manual_dir:
-    raise DataError("mmimdb is prepared from your own copy of MM-IMDB; set"
-                    " data.manual_dir (--config.data.manual_dir=PATH). "
-                    + _layout("<data.manual_dir not set>"))
-  d = pathlib.Path(os.path.expanduser(os.fspath(manual_dir)))
-  if not d.is_dir():
-    raise DataError(f"mmimdb data.manual_dir {os.fspath(d)!r} is not a"
-                    " directory. " + _layout(os.fspath(d)))
+  d = prepare_lib.manual_dir_path(NAME, manual_dir, "your own copy of MM-IMDB",
+                                  _layout)
   if (d / "split.json").is_file():
     try:
       split = json.loads((d / "split.json").read_text())
@@ -187,6 +182,7 @@ class Mmimdb(image_text.ImageTextBuilder):
   NUM_CLASSES = len(GENRES)
   MULTILABEL = True
   DESCRIPTION = __doc__
+  FINGERPRINT = "form, split.json size or split counts"
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -207,8 +203,7 @@ class Mmimdb(image_text.ImageTextBuilder):
   def _raw(self, found, ids):
     for i, movie in enumerate(ids):
       plot, genres = _read_movie(found["json_dir"] / f"{movie}.json")
-      with Image.open(found["image_dir"] / f"{movie}.jpeg") as im:
-        image = self._resize(im)
+      image = self._read_image(found["image_dir"] / f"{movie}.jpeg")
       yield i, {"image": image, "text": plot.encode("utf-8"),
                 "label": _multi_hot(genres), "id": movie.encode()}
 
@@ -226,6 +221,11 @@ class Mmimdb(image_text.ImageTextBuilder):
                           "label": label, "id": movie.encode()}
 
 
+def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE) -> Mmimdb:
+  """Returns a builder whose dataset is prepared in `data_dir`, checked
+  (``image_text.prepare``)."""
+  return image_text.prepare(Mmimdb, data_dir, manual_dir, image_size,
+                            check_manual_dir)
 
 
 def load(data_config):
@@ -235,6 +235,8 @@ def load(data_config):
   ((128, 80)), vocab_size (8000), max_len (128), augment (random shift),
   worker_count, worker_buffer_size, read_threads, cache_in_memory (False).
   """
-  return image_text.load_image_text(Mmimdb, NAME, data_config, IMAGE_SIZE,
-                                    image_text.STATS,
-                         default_max_len=128, check_manual=check_manual_dir)
+  image_size = tuple(data_config.get("image_size") or IMAGE_SIZE)
+  builder = prepare(data_config.get("data_dir"),
+                    data_config.get("manual_dir") or None, image_size)
+  return image_text.load_image_text(builder, NAME, data_config, image_size,
+                                    image_text.STATS, default_max_len=128)

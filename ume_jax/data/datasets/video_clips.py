@@ -40,24 +40,22 @@ import hashlib
 import logging
 import os
 import pathlib
-import shutil
-import tempfile
+from typing import Any, Callable
 
-from etils import epath
 import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
-from ume_jax.data.frontends import audio_features
-from ume_jax.data.frontends import log_mel
 from ume_jax.data import pipeline
+from ume_jax.data import prepare as prepare_lib
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError
+from ume_jax.data.frontends import audio_features
+from ume_jax.data.frontends import log_mel
+from ume_jax.data.prepare import SPLITS
 from ume_jax.data.spec import DatasetSpec
 
-SPLITS = ("train", "validation", "test")
 MODALITIES = ("audio", "visual")
-DEFAULT_DATA_DIR = "~/.cache/ume_jax/tensorflow_datasets"
 AUDIO_FRONT_ENDS = ("fbank", "whisper")
 # Fixed standardisation: visual ~ ImageNet's mean/std averaged over RGB;
 # audio maps the quantised dB range [0, 1] to [-2, 2] (as avmnist's audio).
@@ -150,11 +148,22 @@ class ClipOptions:
     return (max(1, self.audio_frames // 25), 0, 0)
 
 
-class _ThisFile:
-  """Class-level `code_path`: tfds' default needs `importlib_resources`."""
-
-  def __get__(self, obj, objtype=None):
-    return epath.Path(__file__)
+def parse_list_file(name: str, path: pathlib.Path, expected: str,
+                    parse_line: Callable[[str], Any],
+                    skip: Callable[[str], bool] = lambda line: False) -> list:
+  """``parse_line(line)`` of each non-blank line of a split/annotation list
+  not to ``skip``; a ValueError becomes a DataError naming the file, the
+  line and what was ``expected``."""
+  rows = []
+  for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    if not line.strip() or skip(line):
+      continue
+    try:
+      rows.append(parse_line(line))
+    except ValueError as e:
+      raise DataError(f"{name} list {str(path)!r} line {n} {line!r}: expected"
+                      f" {expected} ({e}).") from None
+  return rows
 
 
 def frame_files(frames_dir: pathlib.Path, clip_id: str) -> list[pathlib.Path]:
@@ -180,10 +189,9 @@ def load_frame(path, size: int) -> np.ndarray:
     return np.asarray(im.crop((left, top, left + size, top + size)), np.uint8)
 
 
-class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class ClipBuilder(prepare_lib.ArrayRecordBuilder, skip_registration=True):
   """Base builder: subclasses set NAME-ish class attributes and read_splits."""
 
-  code_path = _ThisFile()
   NUM_CLASSES: int = 0
   LAYOUT: str = ""  # the expected manual_dir layout, for error messages
   CARVES_VALIDATION = False  # True: validation_fraction changes the splits
@@ -191,7 +199,6 @@ class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def __init__(self, *, manual_dir=None, options=ClipOptions(), **kwargs):
     self._clip_dir = manual_dir
     self._options = options
-    kwargs.setdefault("file_format", "array_record")
     name = options.config_name
     if self.CARVES_VALIDATION:
       name += f"_v{round(options.validation_fraction * 1000):03d}"
@@ -290,26 +297,15 @@ def _missing_error(cls, d, missing, total, limit) -> DataError:
 
 def check_manual_dir(cls, manual_dir) -> pathlib.Path:
   """The manual_dir as a Path, with every list file and folder present."""
-  if not manual_dir:
-    raise DataError(f"{cls.name} is prepared from your extracted clips; set"
-                    " data.manual_dir (--config.data.manual_dir=PATH). It must"
-                    f" hold: {cls.LAYOUT}")
-  d = pathlib.Path(os.path.expanduser(os.fspath(manual_dir)))
-  if not d.is_dir():
-    raise layout_error(cls, d, "is not a directory")
+  d = prepare_lib.manual_dir_path(
+      cls.name, manual_dir, "your extracted clips", lambda where: (
+          "It must hold the extracted clips (scripts/extract_av_clips.py):"
+          f" {cls.LAYOUT}"))
   lacking = [r for r in cls.list_files() if not (d / r).is_file()]
   lacking += [r + "/" for r in ("frames", "audio") if not (d / r).is_dir()]
   if lacking:
     raise layout_error(cls, d, f"lacks {lacking}")
   return d
-
-
-def _dir_error(cls, directory, what: str) -> DataError:
-  return DataError(
-      f"{cls.name} data directory {os.fspath(directory)!r}: {what}. The input"
-      f" pipeline prepares {cls.name} there (ArrayRecord files) from"
-      " data.manual_dir on first use; point data.data_dir at a writable"
-      " directory, or delete the dataset folder so it is prepared again.")
 
 
 def prepare(cls, data_dir, manual_dir=None, options=ClipOptions()):
@@ -318,60 +314,18 @@ def prepare(cls, data_dir, manual_dir=None, options=ClipOptions()):
   Once prepared, `manual_dir` may be absent; if given, its split/annotation
   files must be the ones the dataset was prepared from, else DataError.
   """
-  data_dir = pathlib.Path(os.path.expanduser(os.fspath(data_dir)))
-  if data_dir.exists() and not data_dir.is_dir():
-    raise _dir_error(cls, data_dir, "exists but is not a directory")
-  try:
-    builder = cls(data_dir=os.fspath(data_dir), manual_dir=manual_dir,
-                  options=options)
-  except Exception as e:  # tfds raises assorted errors on a corrupt info file.
-    raise _dir_error(cls, data_dir, f"holds an unreadable dataset"
-                     f" ({type(e).__name__}: {e})") from e
-  if not builder.is_prepared():
-    if os.path.exists(builder.data_dir):
-      raise _dir_error(cls, data_dir, f"{builder.data_dir!r} holds a partial"
-                       " dataset (no dataset_info.json)")
-    check_manual_dir(cls, manual_dir)  # fail before tfds runs
-    try:
-      data_dir.mkdir(parents=True, exist_ok=True)
-      with tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write_test"):
-        pass
-    except OSError as e:
-      raise _dir_error(cls, data_dir, f"not a writable directory ({e})") from e
-    try:
-      tfds.disable_progress_bar()
-      builder.download_and_prepare(
-          download_dir=os.fspath(data_dir / "downloads"))
-    except BaseException as e:
-      # Leave no partial dataset behind: a rerun after a fix starts afresh.
-      shutil.rmtree(builder.data_dir, ignore_errors=True)
-      if isinstance(e, OSError):
-        raise _dir_error(cls, data_dir, f"preparing failed ({e})") from e
-      raise
-  _verify(cls, builder, data_dir, manual_dir)
-  return builder
-
-
-def _verify(cls, builder, data_dir, manual_dir):
-  where = builder.data_dir
-  for split in SPLITS:
-    info = builder.info.splits.get(split)
-    if info is None or info.num_examples <= 0:
-      raise _dir_error(cls, data_dir, f"the prepared dataset in {where!r} has"
-                       f" no {split!r} examples")
-  if manual_dir and os.path.isdir(os.path.expanduser(os.fspath(manual_dir))):
-    d = check_manual_dir(cls, manual_dir)
-    recorded = builder.info.metadata.get("lists_sha256")
-    if recorded and recorded != _lists_sha256(cls, d):
-      raise _dir_error(cls, data_dir, f"the dataset in {where!r} was prepared"
-                       f" from other split/annotation files than those in"
-                       f" {os.fspath(d)!r}, so it is stale")
+  source = prepare_lib.manual_dir_source(
+      manual_dir, lambda d: check_manual_dir(cls, d),
+      lambda d: _lists_sha256(cls, check_manual_dir(cls, d)),
+      key="lists_sha256", files="split/annotation files", compared="sha256")
+  return prepare_lib.prepared(cls, data_dir, source, manual_dir=manual_dir,
+                              options=options)
 
 
 def load(cls, data_config) -> pipeline.Dataset:
   """Registry factory body shared by the clip datasets."""
   options = ClipOptions.from_config(data_config)
-  builder = prepare(cls, data_config.get("data_dir") or DEFAULT_DATA_DIR,
+  builder = prepare(cls, data_config.get("data_dir"),
                     data_config.get("manual_dir"), options)
   sources = {s: builder.as_data_source(s) for s in SPLITS}
   spec = DatasetSpec(

@@ -126,6 +126,19 @@ def cached_tokenizer(directory, train_texts: Callable[[], Sequence[str]],
   return tok, path
 
 
+class TrainTexts:
+  """A training split's texts for ``cached_tokenizer``: read from the
+  records only when the tokenizer is (re)trained."""
+
+  def __init__(self, source, field: str = "text"):
+    self._source = source
+    self._field = field
+
+  def __call__(self) -> list[str]:
+    return [as_str(self._source[i][self._field])
+            for i in range(len(self._source))]
+
+
 def encode(tok: tokenizers.Tokenizer, texts: Sequence[str], max_len: int
            ) -> np.ndarray:
   """Strings -> int32 (N, max_len) ids, truncated, right-padded with 0."""
