@@ -4,6 +4,12 @@
     it = ds.train_iterator(global_bs, sharding, seed=0)
     batch = next(it)                         # dict of global jax.Arrays
     for batch in ds.eval_batches("validation", global_bs, sharding): ...
+
+Layout: ``registry`` (name -> dataset), ``pipeline`` (batches),
+``spec``, ``errors``, ``transforms``, ``global_batch``; ``prepare``, the one
+preparation and check of a dataset's files; ``datasets/``, one module per
+dataset family; ``frontends/``, what turns raw audio, images and text into
+what the encoders read.
 """
 
 from ume_jax.data.errors import DataError

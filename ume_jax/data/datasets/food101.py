@@ -24,7 +24,8 @@ train = the rest. Records keep the filename order within a split.
 Stored: ``image`` uint8 (H, W, 3), resized (bilinear, aspect not kept) to
 ``data.image_size`` (default 128 x 128); ``text`` the title as UTF-8;
 ``label`` int32 class index; ``id`` the filename. Titles are tokenised at load
-(``text_tokenizer.py``; ``data.vocab_size`` 8000, ``data.max_len`` 32).
+(``frontends/text_tokenizer.py``; ``data.vocab_size`` 8000,
+``data.max_len`` 32).
 """
 
 import csv

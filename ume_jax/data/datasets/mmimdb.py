@@ -28,7 +28,8 @@ kept) to ``data.image_size`` (default 128 x 80: posters are ~1.6:1 and 256 x
 160 in the hdf5; halved to keep CPU cost down); ``text`` the first plot as
 UTF-8 bytes; ``label`` uint8 (23,) multi-hot; ``id``. Text is tokenised at
 load time with a WordPiece tokenizer trained on the train split
-(``text_tokenizer.py``; ``data.vocab_size`` 8000, ``data.max_len`` 128).
+(``frontends/text_tokenizer.py``; ``data.vocab_size`` 8000,
+``data.max_len`` 128).
 """
 
 import json

@@ -16,13 +16,14 @@ prepares them as tfds ArrayRecord (no TensorFlow) holding:
 * ``audio``, by ``audio_front_end``:
 
   - ``"fbank"`` (default): uint8 (audio_frames, n_mels, 1) Kaldi-style
-    log-mel, quantised over a fixed dB range (``audio_features.py``), an
-    image for 2D CNNs; loaded standardised like the frames.
-  - ``"whisper"``: uint8 (80, T) Whisper log-mel (``log_mel.py``) of the
-    first ``audio_seconds`` of the clip (silence-padded), T = 100 x seconds,
-    quantised over Whisper's fixed output range; loaded as float32 Whisper
-    values (the quantisation undone, no dataset statistics), which is what
-    the pre-trained ``whisper_tiny_en`` encoder was trained on.
+    log-mel, quantised over a fixed dB range
+    (``frontends/audio_features.py``), an image for 2D CNNs; loaded
+    standardised like the frames.
+  - ``"whisper"``: uint8 (80, T) Whisper log-mel (``frontends/log_mel.py``)
+    of the first ``audio_seconds`` of the clip (silence-padded), T = 100 x
+    seconds, quantised over Whisper's fixed output range; loaded as float32
+    Whisper values (the quantisation undone, no dataset statistics), which
+    is what the pre-trained ``whisper_tiny_en`` encoder was trained on.
 
 These options are a tfds BuilderConfig whose name encodes them (the front end
 included), so preparing with other options writes a separate dataset beside

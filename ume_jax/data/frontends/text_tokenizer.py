@@ -53,7 +53,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int
   The vocabulary is chosen here, deterministically, rather than by
   ``tokenizers.trainers.WordPieceTrainer``: that trainer breaks ties between
   equally frequent merges in hash-map order, so two runs on the same texts
-  gave different vocabularies (tested, tokenizers 0.23). Ours: the special
+  gave different vocabularies. Ours: the special
   tokens; every character seen at least twice, as a word start and as a
   ``##`` continuation (most frequent first, at most a quarter of the
   vocabulary); then the most frequent whole words (count >= 2). Ties are
