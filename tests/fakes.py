@@ -344,3 +344,53 @@ def write_kinetics_sounds(root, n_train=32, n_test=8, labels=(0, 7, 30)):
       write_clip(root, clip_id, labels.index(label))
       rows.append(f"{clip_id},10,{label}")
     (root / name).write_text("\n".join(rows) + "\n")
+
+
+# --- end-to-end: a dataset's `:small` config cut down to its fakes ----------
+
+METHODS = ("ume", "late_fusion", "late_fusion_pretrained", "mma", "ume_mma")
+
+
+def all_methods(modalities) -> set:
+  """The result rows of a whole run: each uni-modal model and METHODS."""
+  return {f"unimodal:{m}" for m in modalities} | set(METHODS)
+
+
+def tiny_clip_job(c, manual_dir, data_dir):
+  """An AVE / Kinetics-Sounds `:small` config on the clip fakes, 5 steps a
+  stage. Tiny encoders keep compile time down: a one-stage ResNet for the
+  frames (still the real per-frame + temporal-mean path), a 2-conv CNN for
+  audio."""
+  c.data.update(dict(manual_dir=str(manual_dir), data_dir=str(data_dir),
+                     **CLIP_OPTIONS))
+  c.model.encoders.visual.kwargs = dict(widths=(4,), blocks=(1,),
+                                        feature_dim=8)
+  c.model.encoders.audio = dict(name="audio_cnn", kwargs=dict(
+      channels=(4,), strides=(4,), feature_dim=8))
+  c.eval.missing_rates = (1.0,)
+  for stage in (c.pretrain, c.scratch, c.finetune):
+    stage.num_steps, stage.batch_size = 5, 8
+    stage.optim.warmup_steps = 1
+  c.eval.batch_size = 16
+  c.checkpoint.every_steps = 5
+  return c
+
+
+def tiny_image_text_job(c, manual_dir, data_dir, vocab_size, max_len):
+  """An MM-IMDB / Food-101 `:small` config on their fakes: 16x16 images,
+  tiny encoders, 5 steps a stage."""
+  c.data.update(dict(data_dir=str(data_dir), manual_dir=str(manual_dir),
+                     image_size=(16, 16), vocab_size=vocab_size,
+                     max_len=max_len))
+  c.model.encoders.image.kwargs = dict(channels=(4,), strides=(4,),
+                                       feature_dim=8)
+  c.model.encoders.text.kwargs = dict(vocab_size=vocab_size, max_len=max_len,
+                                      width=16, depth=1, heads=2, mlp_dim=16,
+                                      feature_dim=8)
+  for stage in (c.pretrain, c.scratch, c.finetune):
+    stage.num_steps = 5
+    stage.batch_size = 8
+  c.eval.batch_size = 16
+  c.eval.missing_rates = ()  # full + missing:<m> only: keeps it fast
+  c.checkpoint.asynchronous = False
+  return c

@@ -89,9 +89,19 @@ def _write_avmnist(d):
   return d / "avmnist"
 
 
-def _restage_labels_as_int32(root):
+def _resave_labels_as_int32(root):
   np.save(root / "test_labels.npy",
           np.load(root / "test_labels.npy").astype(np.int32))
+
+
+def _write_ave(d):
+  fakes.write_ave(d / "ave", sizes=(4, 2, 2))
+  return d / "ave"
+
+
+def _write_kinetics_sounds(d):
+  fakes.write_kinetics_sounds(d / "ks", n_train=8, n_test=2)
+  return d / "ks"
 
 
 def _a_test_poster(root) -> pathlib.Path:
@@ -145,7 +155,7 @@ CASES = [
                                          "lacks 1 of the 6"),
         # Read only when the test split's records are made.
         corrupt_file=lambda src: _truncate(src / "audio" / "test_data.npy"),
-        make_stale=_restage_labels_as_int32,
+        make_stale=_resave_labels_as_int32,
         option=({"validation_size": 5}, "validation_size = 4, not 5")),
     Case(
         mmimdb.Mmimdb,
@@ -172,16 +182,14 @@ CASES = [
         option=({"image_size": (12, 8)}, "image_size = [8, 8], not [12, 8]")),
     Case(
         ave.Ave,
-        write=lambda d: (fakes.write_ave(d / "ave", sizes=(4, 2, 2)),
-                         d / "ave")[1],
+        write=_write_ave,
         prepare=lambda data_dir, src: ave.prepare(data_dir, src, CLIPS),
         break_source=lambda src: _unlink(src / "valSet.txt"),
         corrupt_file=lambda src: _garble_wav(src, _ave_test_clip(src)),
         make_stale=lambda src: _reverse_lines(src / "testSet.txt")),
     Case(
         kinetics_sounds.KineticsSounds,
-        write=lambda d: (fakes.write_kinetics_sounds(d / "ks", n_train=8,
-                                                     n_test=2), d / "ks")[1],
+        write=_write_kinetics_sounds,
         prepare=lambda data_dir, src: kinetics_sounds.prepare(data_dir, src,
                                                               CLIPS),
         break_source=lambda src: _unlink(src / "my_test.txt"),

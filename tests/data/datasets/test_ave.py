@@ -138,29 +138,14 @@ def test_layout_errors(tmp_path):
 
 def test_small_config_end_to_end(fixture_dir, tmp_path):
   from configs import ave as ave_config  # pylint: disable=g-import-not-at-top
-  c = ave_config.get_config("small")
-  c.data.update(dict(manual_dir=str(fixture_dir), data_dir=str(tmp_path / "tfds"),
-                     **OPTIONS))
-  # Tiny encoders keep compile time down: a one-stage ResNet for the frames
-  # (still the real per-frame + temporal-mean path), a 2-conv CNN for audio.
-  c.model.encoders.visual.kwargs = dict(widths=(4,), blocks=(1,),
-                                        feature_dim=8)
-  c.model.encoders.audio = dict(name="audio_cnn", kwargs=dict(
-      channels=(4,), strides=(4,), feature_dim=8))
-  c.eval.missing_rates = (1.0,)
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_steps, stage.batch_size = 5, 8
-    stage.optim.warmup_steps = 1
-  c.eval.batch_size = 16
-  c.checkpoint.every_steps = 5
+  c = fakes.tiny_clip_job(ave_config.get_config("small"), fixture_dir,
+                          tmp_path / "tfds")
   workdir = tmp_path / "work"
   experiment.run(c, str(workdir))
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
   assert results["dataset"] == "ave"
-  methods = {"unimodal:audio", "unimodal:visual", "ume", "late_fusion",
-             "late_fusion_pretrained", "mma", "ume_mma"}
-  assert set(results["methods"]) == methods
+  assert set(results["methods"]) == fakes.all_methods(("audio", "visual"))
   scenarios = set(results["methods"]["ume"])
   assert {"full", "missing:audio", "missing:visual"} <= scenarios
   for row in results["methods"].values():

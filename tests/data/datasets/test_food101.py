@@ -73,29 +73,13 @@ def test_errors_list_the_layout(tmp_path):
 def test_small_config_end_to_end(food_dir, tmp_path):
   from configs import food101 as food_config  # pylint: disable=g-import-not-at-top
   from ume_jax import experiment  # pylint: disable=g-import-not-at-top
-  c = food_config.get_config("small")
-  c.data.data_dir = str(tmp_path / "tfds")
-  c.data.manual_dir = str(food_dir)
-  c.data.image_size = (16, 16)
-  c.data.vocab_size = 120
-  c.data.max_len = 12
-  c.model.encoders.image.kwargs = dict(channels=(4,), strides=(4,),
-                                       feature_dim=8)
-  c.model.encoders.text.kwargs = dict(vocab_size=120, max_len=12, width=16,
-                                      depth=1, heads=2, mlp_dim=16,
-                                      feature_dim=8)
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_steps = 5
-    stage.batch_size = 8
-  c.eval.batch_size = 16
-  c.eval.missing_rates = ()
-  c.checkpoint.asynchronous = False
+  c = fakes.tiny_image_text_job(food_config.get_config("small"), food_dir,
+                                tmp_path / "tfds", vocab_size=120, max_len=12)
   experiment.run(c, str(tmp_path / "work"))
   with open(tmp_path / "work" / "results.json") as f:
     results = json.load(f)
   methods = results["methods"]
-  assert {"unimodal:image", "unimodal:text", "ume", "late_fusion",
-          "late_fusion_pretrained", "mma", "ume_mma"} <= set(methods)
+  assert fakes.all_methods(("image", "text")) <= set(methods)
   for by_scenario in methods.values():
     assert set(by_scenario) == {"full", "missing:image", "missing:text"}
     for values in by_scenario.values():

@@ -85,30 +85,14 @@ def test_errors_list_both_forms(tmp_path):
 def test_small_config_end_to_end(raw_dir, tmp_path):
   from configs import mmimdb as mmimdb_config  # pylint: disable=g-import-not-at-top
   from ume_jax import experiment  # pylint: disable=g-import-not-at-top
-  c = mmimdb_config.get_config("small")
-  c.data.data_dir = str(tmp_path / "tfds")
-  c.data.manual_dir = str(raw_dir)
-  c.data.image_size = (16, 16)
-  c.data.vocab_size = 200
-  c.data.max_len = 16
-  c.model.encoders.image.kwargs = dict(channels=(4,), strides=(4,),
-                                       feature_dim=8)
-  c.model.encoders.text.kwargs = dict(vocab_size=200, max_len=16, width=16,
-                                      depth=1, heads=2, mlp_dim=16,
-                                      feature_dim=8)
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_steps = 5
-    stage.batch_size = 8
-  c.eval.batch_size = 16
-  c.eval.missing_rates = ()  # full + missing:<m> only: keeps it fast
-  c.checkpoint.asynchronous = False
+  c = fakes.tiny_image_text_job(mmimdb_config.get_config("small"), raw_dir,
+                                tmp_path / "tfds", vocab_size=200, max_len=16)
   experiment.run(c, str(tmp_path / "work"))
   with open(tmp_path / "work" / "results.json") as f:
     results = json.load(f)
   assert results["primary_metric"] == "f1_macro"
   methods = results["methods"]
-  assert {"unimodal:image", "unimodal:text", "ume", "late_fusion",
-          "late_fusion_pretrained", "mma", "ume_mma"} <= set(methods)
+  assert fakes.all_methods(("image", "text")) <= set(methods)
   scenarios = set(methods["mma"])
   assert {"full", "missing:image", "missing:text"} <= scenarios
   for m, by_scenario in methods.items():
