@@ -1,4 +1,4 @@
-"""UME-MMA on AVE from your extracted clips (see ume_jax/data/ave.py).
+"""UME-MMA on AVE from your extracted clips (see ume_jax/data/datasets/ave.py).
 
   python scripts/extract_av_clips.py --dataset=ave --videos=AVE_Dataset/AVE \
       --lists=AVE_Dataset --out=/data/ave_clips

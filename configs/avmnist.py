@@ -7,7 +7,7 @@ Run the whole method (prepares the dataset into data.data_dir on first use):
 
 ``manual_dir`` is MultiBench's avmnist folder (image/train_data.npy,
 image/test_data.npy, audio/train_data.npy, audio/test_data.npy,
-train_labels.npy, test_labels.npy); see ``ume_jax/data/avmnist.py``. A CPU
+train_labels.npy, test_labels.npy); see ``ume_jax/data/datasets/avmnist.py``. A CPU
 smoke run (a few hundred training steps in all, small encoders):
 ``--config=configs/avmnist.py:small``.
 

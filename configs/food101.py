@@ -4,7 +4,7 @@
       --config.data.manual_dir=/path/to/food101 --workdir=/tmp/ume_food101
 
 ``data.manual_dir`` holds images/{train,test}/<class>/*.jpg and
-texts/{train,test}_titles.csv (see ume_jax/data/food101.py). A CPU smoke run:
+texts/{train,test}_titles.csv (see ume_jax/data/datasets/food101.py). A CPU smoke run:
 ``--config=configs/food101.py:small``.
 
 Hyper-parameters. From the literature: the train/test split and 101 classes

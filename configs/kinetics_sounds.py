@@ -1,5 +1,5 @@
 """UME-MMA on Kinetics-Sounds from your extracted clips (31 classes; see
-ume_jax/data/kinetics_sounds.py).
+ume_jax/data/datasets/kinetics_sounds.py).
 
   python scripts/extract_av_clips.py --dataset=kinetics_sounds \
       --videos=/data/ks_videos --lists=OGM-GE/data/KineticSound \

@@ -4,7 +4,7 @@
       --config.data.manual_dir=/path/to/mmimdb --workdir=/tmp/ume_mmimdb
 
 ``data.manual_dir`` holds MM-IMDB in the raw form (split.json + {id}.jpeg /
-{id}.json) or MultiBench's multimodal_imdb.hdf5 (see ume_jax/data/mmimdb.py).
+{id}.json) or MultiBench's multimodal_imdb.hdf5 (see ume_jax/data/datasets/mmimdb.py).
 A CPU smoke run (tiny encoders, a few hundred steps in all):
 ``--config=configs/mmimdb.py:small``.
 

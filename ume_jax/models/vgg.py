@@ -6,7 +6,7 @@ The architecture is the convolutional part of VGG16 as the HED edge detector
 512, 512 channels), a 2x2 stride-2 max-pool at the start of blocks 2-5, and
 no pool after block 5. The input is an image batch ``(B, H, W, 3)`` already
 preprocessed as HED expects (BGR, 0..255, minus the Caffe ImageNet mean: see
-``ume_jax/data/vgg_preprocess.py``).
+``ume_jax/data/frontends/vgg_preprocess.py``).
 
 Where the port differs from the original, and why:
   * The block-5 map is averaged over H and W into ``(B, 512)`` features

@@ -1,6 +1,6 @@
 """Whisper tiny.en's audio encoder, ported to Flax (pre-trained via weights/).
 
-Input: Whisper log-mel ``(B, 80, T)`` (``ume_jax.data.log_mel``; T even,
+Input: Whisper log-mel ``(B, 80, T)`` (``ume_jax.data.frontends.log_mel``; T even,
 T <= 3000 = 30 s). As in Whisper: conv1d(80 -> 384, kernel 3, padding 1) +
 GELU -> conv1d(384 -> 384, kernel 3, stride 2, padding 1) + GELU -> + the
 sinusoidal position table -> 4 pre-LN blocks (6-head self-attention over
