@@ -13,9 +13,7 @@ import pytest
 
 from tests import fakes
 from ume_jax import experiment, methods
-from ume_jax.train import warm_start
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import trainer
 from ume_jax import weights
 from ume_jax.data import registry
 from ume_jax.data.datasets import ave, video_clips

@@ -40,7 +40,6 @@ import tensorflow_datasets as tfds
 from ume_jax.data import prepare as prepare_lib
 from ume_jax.data.datasets import image_text
 from ume_jax.data.errors import DataError
-from ume_jax.data.prepare import SPLITS
 
 NAME = "food101"
 VERSION = "1.0.0"
