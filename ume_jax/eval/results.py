@@ -162,7 +162,8 @@ def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
                 + " over the distinct missing-modality scenarios)"}
   return {
       **{k: first[k] for k in ("dataset", "metrics", "primary_metric",
-                               "split", "scenarios")},
+                               "split", "scenarios", "protocol")
+         if k in first},
       "methods": means(aggregate),
       "ume_mma_choice": choice,
       "ceiling": {s: _over_seeds(runs, lambda r, s=s: r["ceiling"][s])["mean"]
