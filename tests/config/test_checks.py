@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 SHIPPED = {
     "default": ("", "small"), "avmnist": ("", "small"),
-    "mmimdb": ("", "small"), "food101": ("", "small"),
+    "mmimdb": ("", "small", "map", "map,small"),
+    "food101": ("", "small", "map,small"),
     "clipart": ("", "small", "scratch", "three", "vgg", "three,small"),
     "ave": ("", "small", "whisper", "whisper,small"),
     "kinetics_sounds": ("", "whisper,small"),

@@ -111,6 +111,21 @@ def smoke_run(c, *, num_steps: int, batch_size: int,
   c.eval.missing_rates = tuple(missing_rates)
 
 
+# The evaluation grid of the field's missing-rate sweeps: 0.1 ... 1.0 (rate
+# 0 is the ``full`` scenario).
+RATE_GRID = tuple(round(0.1 * i, 1) for i in range(1, 11))
+
+
+def map_protocol(c, text: str = "text", image: str = "image") -> None:
+  """Missing-aware prompts' setting (Lee et al., CVPR'23, kept by its
+  successors): 70% of the training examples miss a modality, half the text
+  and half the image (``both``), for good; evaluation of each test type -
+  text, image, both - over the rate grid, 70% being the headline column."""
+  c.train_missing.type, c.train_missing.ratio = "both", 0.7
+  c.eval.missing_types = (text, image, "both")
+  c.eval.missing_rates = RATE_GRID
+
+
 def base() -> ml_collections.ConfigDict:
   """The shared config: avdigits, two CNN encoders, 8 / 8 / 4 epochs.
 
@@ -163,8 +178,7 @@ def base() -> ml_collections.ConfigDict:
   c.methods = ("late_fusion", "late_fusion_pretrained", "mma")
 
   c.eval = ml_collections.ConfigDict(dict(
-      batch_size=512,
-      missing_rates=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+      batch_size=512, missing_rates=RATE_GRID,
       missing_types=(), mask_seed=20231010, checkpoint_dir="",
       primary_metric=""))
   c.checkpoint = ml_collections.ConfigDict(dict(
