@@ -7,6 +7,13 @@
 texts/{train,test}_titles.csv (see ume_jax/data/datasets/food101.py). A CPU smoke run:
 ``--config=configs/food101.py:small``.
 
+``:map``: missing-aware prompts' protocol (``ume_jax.config.common.
+map_protocol``): 70% of the training examples lack a modality for good, half
+the text, half the image; evaluated with text, image and both missing over
+rates 0.1 ... 1.0; ``results.md`` then has the MAP layout table at 70%.
+Add ``--config.model.substitute=map`` for MAP's own substitute (an all-ones
+image, an empty text). Variants combine: ``:map,small``.
+
 Hyper-parameters. From the literature: the train/test split and 101 classes
 of UPMC Food-101 (Wang et al. 2015, "Recipe recognition with large
 multimodal food dataset"), accuracy as the metric (as there and in the
@@ -23,7 +30,8 @@ from ume_jax.config import common
 
 
 def get_config(arg=None):
-  variants = common.parse_variants(arg, ("small",), "configs/food101.py")
+  variants = common.parse_variants(arg, ("map", "small"),
+                                   "configs/food101.py")
   c = common.base()
   c.data = ml_collections.ConfigDict(dict(
       name="food101", data_dir="", manual_dir="", worker_count=0,
@@ -54,4 +62,6 @@ def get_config(arg=None):
         mlp_dim=128, feature_dim=64)
     common.smoke_run(c, num_steps=60, batch_size=32)
     c.eval.batch_size = 64
+  if "map" in variants:
+    common.map_protocol(c)
   return c

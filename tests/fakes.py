@@ -45,13 +45,13 @@ def tiny_config():
 def unimodal(config, spec, m, means=None):
   """``methods.unimodal`` for a whole test config."""
   return methods.unimodal(config.model, spec, m, MaskingSpec.from_config(
-      config, spec.modalities, means))
+      config, spec, means))
 
 
 def fusion(config, spec, name, means=None):
   """``methods.fusion`` for a whole test config."""
   return methods.fusion(config.model, spec, name, MaskingSpec.from_config(
-      config, spec.modalities, means))
+      config, spec, means))
 
 
 def batch(size=16, seed=0, spec=SPEC, with_eval_keys=False):

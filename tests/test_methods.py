@@ -14,9 +14,9 @@ def _setup():
   config.train_missing.rates.audio = 0.5
   batch = fx.batch(64)
   batch["index"] = np.arange(64, dtype=np.int32)
-  lacking = ~np.asarray(masking.permanently_present(
-      config.train_missing.seed, jnp.asarray(batch["index"]), (0.0, 0.5)))[:, 1]
-  assert 15 < lacking.sum() < 49
+  lacking = masking.training_absent(config.train_missing, fx.SPEC.modalities,
+                                   fx.SPEC.split_sizes["train"])[:, 1]
+  assert lacking.sum() == 32   # exactly half of the 64 training examples
   return config, batch, lacking
 
 

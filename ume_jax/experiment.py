@@ -9,6 +9,10 @@ ahead-of-time check (``aot_check.py``) reuses both. Layout of a workdir::
   pretrain/<modality>/   uni-modal checkpoints + metrics.jsonl + events
   <method>/              late_fusion, late_fusion_pretrained, mma
   results.json, results.md, robustness.png
+
+With ``config.num_seeds = N > 1`` the whole method runs N times, seed k in
+``seed_<k>/`` (that layout, its own results files, resumable on its own),
+and the workdir's results aggregate them (``eval/results.combine``).
 """
 import dataclasses
 import functools
@@ -44,6 +48,7 @@ STAGES = ("all", "pretrain", "finetune", "eval")
 # Every key of a config, each declared by the module that reads it.
 CONFIG_SCHEMA = {
     "seed": rules.integer(),
+    "num_seeds": rules.integer(1),
     "stage": rules.one_of(*STAGES),
     "log_every_steps": rules.integer(1),
     "methods": rules.each(rules.one_of(*methods_lib.FUSION_METHODS)),
@@ -67,16 +72,18 @@ class Methods:
   """The methods a config defines, built once."""
   unimodal: dict[str, methods_lib.Method]   # modality -> its uni-modal model
   fusion: dict[str, methods_lib.Method]     # config.methods, in order
+  masking: MaskingSpec
 
 
 def build_methods(config, spec: data_lib.DatasetSpec,
                   means=None) -> Methods:
-  masking_spec = MaskingSpec.from_config(config, spec.modalities, means)
+  masking_spec = MaskingSpec.from_config(config, spec, means)
   return Methods(
       unimodal={m: methods_lib.unimodal(config.model, spec, m, masking_spec)
                 for m in spec.modalities},
       fusion={name: methods_lib.fusion(config.model, spec, name, masking_spec)
-              for name in config.methods})
+              for name in config.methods},
+      masking=masking_spec)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,17 +118,21 @@ class TrainingRun:
   init_params: Callable[[Any], Any] | None
 
 
-def training_runs(s: Setup, workdir: str) -> list[TrainingRun]:
-  """Every training run of the config, in the order they run."""
+def training_runs(s: Setup, workdir: str, seed: int | None = None
+                  ) -> list[TrainingRun]:
+  """Every training run of the config, in the order they run; ``seed``
+  (default ``config.seed``) is the replicate's seed."""
   config = s.config
+  seed = config.seed if seed is None else seed
   runs = []
   for i, (m, method) in enumerate(s.methods.unimodal.items()):
     init = graft.initializer({m: config.model.encoders[m]},
                              lambda _: "encoder")
     runs.append(TrainingRun("pretrain", "pretrain", method,
                             unimodal_dir(workdir, m),
-                            seeds.pretrain_seed(config.seed, i), init))
-  pretrain_root = config.finetune.get("pretrained_dir") or workdir
+                            seeds.pretrain_seed(seed, i), init))
+  pretrain_root = _replicate_dir(config.finetune.get("pretrained_dir"),
+                                 config, seed) or workdir
   for name, method in s.methods.fusion.items():
     if SECTION_OF[name] == "finetune":
       init = functools.partial(
@@ -134,14 +145,22 @@ def training_runs(s: Setup, workdir: str) -> list[TrainingRun]:
                                lambda m: f"{m}_encoder")
     runs.append(TrainingRun("finetune", SECTION_OF[name], method,
                             os.path.join(workdir, name),
-                            seeds.fusion_seed(config.seed), init))
+                            seeds.fusion_seed(seed), init))
   return runs
 
 
-def train(s: Setup, workdir: str, stage: str) -> None:
+def _replicate_dir(root: str, config, seed: int) -> str:
+  """Where replicate ``seed`` lives under ``root`` ("" stays "")."""
+  if not root or int(config.num_seeds) == 1:
+    return root
+  k = (seed - int(config.seed)) // seeds.REPLICATE_STRIDE
+  return os.path.join(root, f"seed_{k}")
+
+
+def train(s: Setup, workdir: str, stage: str, seed: int) -> None:
   """Trains every run of ``stage`` (resuming finished ones is a no-op)."""
   config = s.config
-  for run in training_runs(s, workdir):
+  for run in training_runs(s, workdir, seed):
     if run.stage == stage:
       trainer.train(run.method, config[run.section], dataset=s.dataset,
                     mesh=s.mesh, directory=run.directory, seed=run.seed,
@@ -179,11 +198,13 @@ def _evaluators(s: Setup, root: str) -> dict:
   return out
 
 
-def evaluate(s: Setup, workdir: str) -> dict:
+def evaluate(s: Setup, workdir: str, seed: int) -> dict:
+  """One replicate's results (``eval/results.assemble``)."""
   config, spec = s.config, s.dataset.spec
-  root = config.eval.get("checkpoint_dir") or workdir
-  scenarios = scenarios_lib.build_scenarios(spec.modalities,
-                                            config.eval.missing_rates)
+  root = _replicate_dir(config.eval.get("checkpoint_dir"), config,
+                        seed) or workdir
+  scenarios = scenarios_lib.build_scenarios(
+      spec.modalities, config.eval.missing_rates, config.eval.missing_types)
   evaluators = _evaluators(s, root)
   by_split = {}
   for split in ("validation", "test"):
@@ -195,9 +216,29 @@ def evaluate(s: Setup, workdir: str) -> dict:
         mask_seed=config.eval.mask_seed)
   names = metrics.metric_names(spec.multilabel)
   primary = config.eval.get("primary_metric") or names[0]
-  return results_lib.assemble(spec.name, names, primary, spec.modalities,
-                              scenarios, by_split["validation"],
-                              by_split["test"])
+  results = results_lib.assemble(
+      spec.name, names, primary, spec.modalities, scenarios,
+      by_split["validation"], by_split["test"], spec.split_sizes["test"])
+  results["protocol"] = _protocol(s)
+  return results
+
+
+def _protocol(s: Setup) -> dict:
+  """The missing-modality settings the results were measured under."""
+  config = s.config
+  tm = config.train_missing
+  absent = s.methods.masking.train_absent
+  mods = s.dataset.spec.modalities
+  return {
+      "substitute": config.model.substitute,
+      "train_missing": (
+          {"type": tm.type, "ratio": float(tm.ratio)} if tm.type else
+          {"rates": {m: float(r) for m, r in (tm.rates or {}).items()
+                     if float(r) > 0}}) | {"seed": int(tm.seed)},
+      "train_present_fraction": {
+          m: 1.0 if absent is None else float(1 - absent[:, i].mean())
+          for i, m in enumerate(mods)},
+      "eval_mask_seed": int(config.eval.mask_seed)}
 
 
 def compile_check(config, devices: Sequence | None = None) -> list[dict]:
@@ -211,18 +252,39 @@ def compile_check(config, devices: Sequence | None = None) -> list[dict]:
           for run in training_runs(s, workdir="")]
 
 
+def replicates(config, workdir: str) -> list[tuple[int, str]]:
+  """(seed, directory) of every replicate of the method."""
+  n = int(config.num_seeds)
+  return [(seeds.replicate_seed(config.seed, k),
+           workdir if n == 1 else os.path.join(workdir, f"seed_{k}"))
+          for k in range(n)]
+
+
 def run(config, workdir: str) -> dict | None:
   """Runs ``config.stage`` in ``workdir``; returns results when evaluated."""
   s = setup(config)
   announce(f"mesh {dict(s.mesh.shape)} on {s.mesh.size} devices")
+  per_seed = []
   with preemption.notices():
-    for stage in ("pretrain", "finetune"):
-      if config.stage in ("all", stage):
-        train(s, workdir, stage)
-    if config.stage not in ("all", "eval"):
-      return None
-    results = evaluate(s, workdir)
-  if jax.process_index() == 0:   # every process holds the same results
-    table = report.write_results(results, workdir)
-    print(table, flush=True)
+    for seed, directory in replicates(config, workdir):
+      for stage in ("pretrain", "finetune"):
+        if config.stage in ("all", stage):
+          train(s, directory, stage, seed)
+      if config.stage in ("all", "eval"):
+        per_seed.append(evaluate(s, directory, seed))
+        if len(replicates(config, workdir)) > 1:
+          _write(per_seed[-1], directory, show=False)
+  if not per_seed:
+    return None
+  results = results_lib.combine(per_seed,
+                                [seed for seed, _ in replicates(config,
+                                                                workdir)])
+  _write(results, workdir, show=True)
   return results
+
+
+def _write(results: dict, directory: str, show: bool) -> None:
+  if jax.process_index() == 0:   # every process holds the same results
+    table = report.write_results(results, directory)
+    if show:
+      print(table, flush=True)

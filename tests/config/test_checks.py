@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 SHIPPED = {
     "default": ("", "small"), "avmnist": ("", "small"),
-    "mmimdb": ("", "small"), "food101": ("", "small"),
+    "mmimdb": ("", "small", "map", "map,small"),
+    "food101": ("", "small", "map,small"),
     "clipart": ("", "small", "scratch", "three", "vgg", "three,small"),
     "ave": ("", "small", "whisper", "whisper,small"),
     "kinetics_sounds": ("", "whisper,small"),
@@ -43,9 +44,11 @@ BAD = [
     ("log_every_steps", 0, "an integer in [1, inf]"),
     ("methods", ("mma", "ensemble"), "found 'ensemble'"),
     ("model.fusion", "attention", "one of ['sum_logits', 'concat_linear']"),
-    ("model.substitute", "ones", "one of ['zeros', 'mean', 'learned']"),
+    ("model.substitute", "ones", "one of ['zeros', 'mean', 'learned', 'map']"),
     ("mma.drop_probs.audio", 1.0, "a number in [0, 1)"),
-    ("train_missing.rates.image", -0.1, "a number in [0, 1)"),
+    ("train_missing.rates.image", -0.1, "a number in [0, 1]"),
+    ("train_missing.ratio", 1.5, "a number in [0, 1]"),
+    ("num_seeds", 0, "an integer in [1, inf]"),
     ("pretrain.batch_size", 0, "an integer in [1, inf]"),
     ("scratch.num_steps", -5, "an integer in [0, inf]"),
     ("finetune.optim.learning_rate", -1.0, "a number in [0, inf]"),

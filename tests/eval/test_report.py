@@ -24,11 +24,12 @@ def _results():
 def test_scenarios_are_recorded_with_their_structure():
   r, scenarios = _results()
   by_name = {s["name"]: s for s in r["scenarios"]}
-  assert len(by_name) == len(scenarios) == 7 + 6
+  assert len(by_name) == len(scenarios) == 7 + 8
   assert by_name["missing:title+keywords"] == {
       "name": "missing:title+keywords", "absent": ["title", "keywords"],
-      "rate_modality": None, "rate": 0.0}
-  assert by_name["missing_rate:keywords:0.5"]["rate_modality"] == "keywords"
+      "missing_type": None, "rate": 0.0, "same_as": None}
+  assert by_name["missing_rate:keywords:0.5"]["missing_type"] == "keywords"
+  assert by_name["missing_rate:keywords:1"]["same_as"] == "missing:keywords"
   # Ceilings for every scenario with modalities absent, none for rates.
   assert set(r["ceiling"]) == {s.name for s in scenarios
                                if s.drops_modalities}
@@ -44,7 +45,8 @@ def test_markdown_table_columns_come_from_the_structure(tmp_path):
   assert fixed_header.count("|") == 7 + 2
   rate_header = next(l for l in lines if "image:0.5" in l)
   assert rate_header == ("| method | image:0.5 | image:1 | title:0.5 |"
-                         " title:1 | keywords:0.5 | keywords:1 |")
+                         " title:1 | keywords:0.5 | keywords:1 | mixed:0.5 |"
+                         " mixed:1 |")
   # ume_mma = mma here (higher validation mean); its row repeats mma's.
   mma = [l for l in lines if l.startswith("| mma |")]
   ume_mma = [l for l in lines if l.startswith("| ume_mma |")]

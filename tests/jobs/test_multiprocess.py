@@ -48,6 +48,8 @@ def get_config():
                        optim_values={{"warmup_steps": 1, "learning_rate": 1e-2}})
   c.methods = ("mma",)
   c.mma.drop_probs = {{"image": 0.0, "audio": 0.0}}
+  # Training-set missingness, so that the equality below also covers it.
+  c.train_missing.type, c.train_missing.ratio = "both", 0.5
   c.checkpoint.every_steps = 2
   c.log_every_steps = 1
   c.eval.batch_size = 16

@@ -1,6 +1,7 @@
 """Missing-modality masks and substitutes (ume_jax/missing/masking.py)."""
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -75,16 +76,57 @@ def test_feature_substitute_uses_token():
   np.testing.assert_array_equal(out[[0, 2]], 1.0)
 
 
-def test_permanent_training_missingness_is_per_example():
-  index = jnp.arange(20_000)
-  a = np.asarray(masking.permanently_present(7, index, (0.0, 0.3, 0.6)))
-  assert a[:, 0].all()  # rate 0: never missing
-  np.testing.assert_allclose(1 - a[:, 1:].mean(0), (0.3, 0.6), atol=0.015)
+def _spec(train_size):
+  return type("Spec", (), {"modalities": ("a", "b", "c"),
+                           "split_sizes": {"train": train_size}})()
+
+
+def _config(**train_missing):
+  c = ml_collections.ConfigDict(dict(
+      model={"substitute": "zeros"}, mma={"drop_probs": {"a": 0, "b": 0,
+                                                       "c": 0}},
+      train_missing=dict(type="", ratio=0.0,
+                         rates={"a": 0.0, "b": 0.0, "c": 0.0}, seed=7)))
+  c.train_missing.update(train_missing)
+  return c
+
+
+def test_training_missingness_is_per_example_and_exact():
+  spec = masking.MaskingSpec.from_config(
+      _config(rates={"a": 0.0, "b": 0.3, "c": 0.5}), _spec(1000))
+  index = np.arange(1000)
+  batch = {"present": np.ones((1000, 3), bool), "index": index}
+  present = np.asarray(spec.training_present(batch))
+  assert present[:, 0].all()                  # rate 0: never missing
+  assert (~present).sum(0).tolist() == [0, 300, 500]
+  assert (present.sum(1) >= 2).all()          # exclusive: one lost at most
   # Same example, same answer, whatever batch it comes in.
-  perm = np.random.default_rng(0).permutation(20_000)[:300]
-  np.testing.assert_array_equal(
-      np.asarray(masking.permanently_present(7, jnp.asarray(perm),
-                                             (0.0, 0.3, 0.6))), a[perm])
-  both = np.asarray(masking.permanently_present(7, index, (0.9, 0.9)))
-  assert both.any(1).all()
-  np.testing.assert_allclose(1 - both.mean(0), 0.9 - 0.9 * 0.9 / 2, atol=0.02)
+  perm = np.random.default_rng(0).permutation(1000)[:100]
+  np.testing.assert_array_equal(np.asarray(spec.training_present(
+      {"present": np.ones((100, 3), bool), "index": perm})), present[perm])
+
+
+def test_an_example_keeps_its_only_native_modality():
+  spec = masking.MaskingSpec.from_config(
+      _config(type="both", ratio=1.0), _spec(30))
+  native = np.zeros((30, 3), bool)
+  native[:, 1] = True                          # only "b", natively
+  present = np.asarray(spec.training_present(
+      {"present": native, "index": np.arange(30)}))
+  np.testing.assert_array_equal(present, native)
+
+
+def test_no_training_missingness_leaves_the_batch_alone():
+  spec = masking.MaskingSpec.from_config(_config(), _spec(10))
+  assert spec.train_absent is None
+
+
+def test_map_substitute_is_ones_for_images_and_padding_for_text():
+  x = {"a": jnp.full((2, 3), 0.25), "b": jnp.full((2, 4), 7, jnp.int32)}
+  out = _np(masking.substitute_inputs(x, jnp.array([[False, False],
+                                                    [True, True]]),
+                                      ("a", "b"), "map"))
+  np.testing.assert_array_equal(out["a"][0], 1.0)
+  np.testing.assert_array_equal(out["b"][0], 0)
+  np.testing.assert_array_equal(out["a"][1], 0.25)
+  np.testing.assert_array_equal(out["b"][1], 7)

@@ -5,6 +5,7 @@ import difflib
 from typing import Any, Mapping
 
 from ume_jax.config import common, rules
+from ume_jax.missing import protocol
 from ume_jax.models import registry
 from ume_jax.weights import graft
 
@@ -62,11 +63,7 @@ def check_against_dataset(config, spec):
           f"config.{key} has entries {sorted(section)} but dataset"
           f" {spec.name!r} has modalities {sorted(mods)}; give exactly one"
           " per modality.")
-  for m, r in (config.train_missing.rates or {}).items():
-    if m not in mods and float(r) != 0.0:
-      raise ConfigError(
-          f"config.train_missing.rates.{m} = {r}; expected a modality of"
-          f" {spec.name!r} ({sorted(mods)}).")
+  _check_missingness(config, spec)
   for m in spec.modalities:
     enc = config.model.encoders[m]
     unknown = set(enc) - _ENCODER_KEYS
@@ -96,6 +93,45 @@ def check_against_dataset(config, spec):
   if len(spec.modalities) < 2:
     raise ConfigError(f"Dataset {spec.name!r} has {len(spec.modalities)}"
                       " modality; late fusion needs at least two.")
+
+
+def _missing_type(name: str, key: str, spec) -> None:
+  try:
+    protocol.canonical_type(name, spec.modalities)
+  except protocol.ProtocolError as e:
+    raise ConfigError(f"config.{key} = {name!r} for dataset {spec.name!r}:"
+                      f" {e}") from None
+
+
+def _check_missingness(config, spec) -> None:
+  """Training-set missingness and evaluation types name this dataset's
+  modalities; a type at a ratio and explicit rates are not both set."""
+  mods = set(spec.modalities)
+  tm = config.train_missing
+  rates = {m: float(r) for m, r in (tm.rates or {}).items()}
+  for m, r in rates.items():
+    if m not in mods and r != 0.0:
+      raise ConfigError(
+          f"config.train_missing.rates.{m} = {r}; expected a modality of"
+          f" {spec.name!r} ({sorted(mods)}).")
+  if sum(rates.values()) > 1.0 + 1e-9:
+    raise ConfigError(
+        f"config.train_missing.rates = {rates} sum to"
+        f" {sum(rates.values()):g}: each is the fraction of training examples"
+        " lacking that modality, in exclusive sets, so they sum to at most 1.")
+  if tm.type:
+    _missing_type(tm.type, "train_missing.type", spec)
+    if any(rates.values()):
+      raise ConfigError(
+          f"config.train_missing.type = {tm.type!r} and"
+          f" config.train_missing.rates = {rates} are both set; give a type"
+          " with a ratio, or per-modality rates, not both.")
+  elif float(tm.ratio) > 0:
+    raise ConfigError(
+        f"config.train_missing.ratio = {tm.ratio} without a"
+        " config.train_missing.type; give the type (a modality, or 'both').")
+  for t in config.eval.missing_types:
+    _missing_type(t, "eval.missing_types[...]", spec)
 
 
 def check_against_mesh(config, mesh):

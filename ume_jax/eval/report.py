@@ -1,4 +1,10 @@
-"""Writes results: ``results.json``, ``results.md`` and ``robustness.png``."""
+"""Writes results: ``results.json``, ``results.md`` and ``robustness.png``.
+
+Everything here reads the results' structure (``results["scenarios"]``),
+never scenario names. With several seeds, numbers are mean +- std (n) and the
+plot shows 95% interval bands.
+"""
+import itertools
 import json
 import os
 
@@ -7,65 +13,158 @@ import matplotlib
 matplotlib.use("Agg")  # headless: a file, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+# The missing-aware-prompts papers' headline setting: 70% missing.
+TABLE_RATE = 0.7
 
 
 def _rate_scenarios(results: dict) -> list[dict]:
   """The ``missing_rate`` scenarios of ``results`` (their structure)."""
-  return [s for s in results["scenarios"] if s["rate_modality"] is not None]
+  return [s for s in results["scenarios"] if s["missing_type"] is not None]
+
+
+def _n_seeds(results: dict) -> int:
+  return len(results.get("seeds") or [0])
+
+
+def _cell(results: dict, method: str, scenario: str, metric: str) -> str:
+  if _n_seeds(results) == 1:
+    return f"{100 * results['methods'][method][scenario][metric]:.2f}"
+  a = results["aggregate"][method][scenario][metric]
+  return f"{100 * a['mean']:.2f} ± {100 * a['std']:.2f}"
+
+
+def _table(results, title, columns, labels, metric, with_ceiling):
+  lines = [f"## {title}", "",
+           "| method | " + " | ".join(labels[c] for c in columns) + " |",
+           "|---" * (len(columns) + 1) + "|"]
+  for m in results["methods"]:
+    lines.append(f"| {m} | " + " | ".join(
+        _cell(results, m, c, metric) for c in columns) + " |")
+  if with_ceiling:
+    lines.append("| *ceiling* | " + " | ".join(
+        f"{100 * results['ceiling'][c]:.2f}" if c in results["ceiling"]
+        else "" for c in columns) + " |")
+  return lines + [""]
+
+
+def _map_layout(results: dict, metric: str) -> list[str]:
+  """The missing-aware-prompts papers' table: one row per test missing type
+  at eta = 70%, with the share of training and test examples that have each
+  modality, then every method's score."""
+  rows = [s for s in _rate_scenarios(results)
+          if abs(s["rate"] - TABLE_RATE) < 1e-9]
+  protocol = results.get("protocol") or {}
+  train = protocol.get("train_present_fraction")
+  if not rows or not train:
+    return []
+  mods = list(train)
+  methods = list(results["methods"])
+  head = (f"| missing rate | train ({', '.join(mods)}) | test"
+          f" ({', '.join(mods)}) | " + " | ".join(methods) + " |")
+  lines = [f"## Missing-aware-prompts layout (η = {TABLE_RATE:.0%}, test"
+           " type per row)", "", head, "|---" * (3 + len(methods)) + "|"]
+  for s in rows:
+    test = s["test_present_fraction"]
+    lines.append(
+        f"| {s['missing_type']} {s['rate']:.0%} | "
+        + " / ".join(f"{train[m]:.0%}" for m in mods) + " | "
+        + " / ".join(f"{test[m]:.0%}" for m in mods) + " | "
+        + " | ".join(_cell(results, m, s["name"], metric) for m in methods)
+        + " |")
+  substitute = protocol.get("substitute")
+  return lines + ["", f"Substitute for an absent modality: `{substitute}`;"
+                  f" training missingness: {protocol.get('train_missing')}.",
+                  ""]
+
+
+def _claims(results: dict) -> list[str]:
+  if not results.get("claims"):
+    return []
+  n = _n_seeds(results)
+  lines = ["## The paper's claims", "",
+           f"Paired differences of the primary metric over {n} seed(s);"
+           " *holds* when the whole 95% interval is on the claimed side,"
+           " *fails* when it is entirely on the other, *undecided* otherwise."
+           + (" One seed: each verdict is a single-run observation." if n == 1
+              else ""), "",
+           "| claim | verdict | scenario: mean difference [95% interval] |",
+           "|---|---|---|"]
+  for c in results["claims"]:
+    parts = []
+    for s, d in c["per_scenario"].items():
+      ci = (f" [{100 * d['ci95'][0]:+.2f}, {100 * d['ci95'][1]:+.2f}]"
+            if d["ci95"] else "")
+      parts.append(f"{s}: {100 * d['mean']:+.2f}{ci} ({d['verdict']})")
+    lines.append(f"| {c['claim']} | **{c['verdict']}** | "
+                 + "; ".join(parts) + " |")
+  return lines + [""]
 
 
 def markdown_table(results: dict) -> str:
   metric = results["primary_metric"]
-  methods = results["methods"]
   rates = _rate_scenarios(results)
   fixed = [s["name"] for s in results["scenarios"] if s not in rates]
-  labels = {s["name"]: f"{s['rate_modality']}:{s['rate']:g}" for s in rates}
-  lines = [f"# {results['dataset']}: test {metric} (%)", ""]
-  for title, cols in (("Missing modalities", fixed),
-                      ("Missing rate (modality:rate)",
-                       [s["name"] for s in rates])):
-    if not cols:
-      continue
-    short = [labels.get(c, c) for c in cols]
-    lines += [f"## {title}", "", "| method | " + " | ".join(short) + " |",
-              "|---" * (len(cols) + 1) + "|"]
-    for m, row in methods.items():
-      lines.append(f"| {m} | " + " | ".join(
-          f"{100 * row[c][metric]:.2f}" for c in cols) + " |")
-    if title.startswith("Missing modalities"):
-      lines.append("| *ceiling* | " + " | ".join(
-          f"{100 * results['ceiling'][c]:.2f}" if c in results["ceiling"]
-          else "" for c in cols) + " |")
-    lines.append("")
+  labels = {s["name"]: s["name"] for s in results["scenarios"]}
+  labels.update({s["name"]: f"{s['missing_type']}:{s['rate']:g}"
+                 for s in rates})
+  n = _n_seeds(results)
+  unit = f"%, mean ± std over {n} seeds" if n > 1 else "%"
+  lines = [f"# {results['dataset']}: test {metric} ({unit})", ""]
+  lines += _table(results, "Missing modalities", fixed, labels, metric, True)
+  if rates:
+    lines += _table(results, "Missing rate (type:rate)",
+                    [s["name"] for s in rates], labels, metric, False)
+  lines += _map_layout(results, metric)
+  lines += _claims(results)
   lines.append(f"ume_mma = **{results['ume_mma_choice']['chosen']}**: "
                f"{results['ume_mma_choice']['reason']}.")
   return "\n".join(lines) + "\n"
 
 
+_STYLES = list(itertools.product(("-", "--", ":", "-."),
+                                 ("o", "s", "^", "D", "v", "x")))
+
+
 def robustness_plot(results: dict, path: str):
-  """Score vs test-time missing rate, one panel per modality, one line per
-  method; rate 0 is the ``full`` scenario."""
+  """Score vs test-time missing rate, one panel per missing type, one line
+  (own colour, marker and style) per method; rate 0 is ``full``. The
+  ceiling with the type's modality fully absent is drawn; with several seeds,
+  95% interval bands."""
   metric = results["primary_metric"]
-  methods = results["methods"]
-  curves: dict[str, dict[str, list]] = {}
+  curves: dict[str, list] = {}
   for s in _rate_scenarios(results):
-    curves.setdefault(s["rate_modality"], {}).setdefault("rates", []).append(
-        (s["rate"], s["name"]))
+    curves.setdefault(s["missing_type"], []).append((s["rate"], s["name"]))
   if not curves:
     return
-  fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4),
+  aggregate = results.get("aggregate") if _n_seeds(results) > 1 else None
+  fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4.2),
                            squeeze=False)
-  for ax, (modality, c) in zip(axes[0], curves.items()):
-    points = [(0.0, "full")] + sorted(c["rates"])
-    for method, row in methods.items():
-      ax.plot([r for r, _ in points], [100 * row[s][metric] for _, s in points],
-              marker="o", label=method,
-              linestyle="--" if method == "ume_mma" else "-")
-    ax.set_title(f"{modality} missing")
-    ax.set_xlabel(f"fraction of test examples without {modality}")
+  for ax, (kind, points) in zip(axes[0], curves.items()):
+    points = [(0.0, "full")] + sorted(points)
+    xs = [r for r, _ in points]
+    low = []
+    for i, method in enumerate(results["methods"]):
+      ys = [100 * results["methods"][method][s][metric] for _, s in points]
+      low.append(min(ys))
+      style, marker = _STYLES[i % len(_STYLES)]
+      line, = ax.plot(xs, ys, linestyle=style, marker=marker, markersize=4,
+                      label=method, linewidth=2 if method == "ume_mma" else 1)
+      if aggregate:
+        bands = [aggregate[method][s][metric]["ci95"] for _, s in points]
+        ax.fill_between(xs, [100 * b[0] for b in bands],
+                        [100 * b[1] for b in bands], alpha=0.15,
+                        color=line.get_color())
+    ceiling = results["ceiling"].get(f"missing:{kind}")
+    if ceiling is not None:
+      ax.axhline(100 * ceiling, color="black", linewidth=0.8,
+                 linestyle=(0, (2, 2)), label=f"ceiling ({kind} absent)")
+      low.append(100 * ceiling)
+    ax.set_ylim(max(0.0, min(low) - 3), None)
+    ax.set_title(f"missing type: {kind}")
+    ax.set_xlabel("fraction of test examples missing (η)")
     ax.set_ylabel(f"{metric} (%)")
     ax.grid(alpha=0.3)
-  axes[0][-1].legend(fontsize=8)
+  axes[0][-1].legend(fontsize=7)
   fig.suptitle(f"{results['dataset']}: robustness to missing modalities")
   fig.tight_layout()
   fig.savefig(path, dpi=100)

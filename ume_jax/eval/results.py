@@ -1,23 +1,28 @@
-"""Pure assembly of the results: the ``ume_mma`` choice and the ceilings.
+"""Pure assembly of the results: the ``ume_mma`` choice, the ceilings, and
+over several seeds the aggregates, paired differences and the paper's
+claims judged on them.
 
 ``ume_mma`` is UME or MMA, whichever scores best on the *validation* split
-averaged over the missing-modality scenarios (everything but ``full``); the
-test numbers reported for it are the chosen method's. The ceiling of a
-scenario with modalities missing is the best uni-modal *test* score among the
-modalities that remain (the paper's I(X_present; Y) bound, estimated).
+averaged over the distinct missing-modality scenarios (a modality missing at
+rate 1 is ``missing:<m>``, counted once); the test numbers reported for it
+are the chosen method's. The ceiling of a scenario with modalities missing
+is the best uni-modal *test* score among the modalities that remain (the
+paper's I(X_present; Y) bound, estimated).
 """
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from ume_jax.eval import statistics
 from ume_jax.missing import scenarios as scenarios_lib
 
 Table = Mapping[str, Mapping[str, Mapping[str, float]]]
 
 
 def choose_ume_mma(validation: Table, metric: str,
-                   scenario_names: Sequence[str]) -> dict:
-  missing = [s for s in scenario_names if s != "full"]
+                   scenario_names: Sequence[str],
+                   missing: Sequence[str]) -> dict:
+  """UME or MMA by the mean validation ``metric`` over ``missing``."""
   if "mma" not in validation:
     return {"chosen": "ume", "validation": {}, "reason": "mma was not trained"
             " (config.methods), so ume_mma is ume"}
@@ -53,8 +58,11 @@ def ceilings(test: Table, metric: str, modalities: Sequence[str],
 def assemble(dataset_name: str, metric_names: Sequence[str], primary: str,
              modalities: Sequence[str],
              scenarios: Sequence[scenarios_lib.Scenario],
-             validation: Table, test: Table) -> dict:
-  choice = choose_ume_mma(validation, primary, [s.name for s in scenarios])
+             validation: Table, test: Table,
+             test_size: int | None = None) -> dict:
+  choice = choose_ume_mma(
+      validation, primary, [s.name for s in scenarios],
+      [s.name for s in scenarios_lib.distinct_missing(scenarios, modalities)])
   methods = {m: dict(v) for m, v in test.items()}
   methods["ume_mma"] = dict(test[choice["chosen"]])
   return {
@@ -65,6 +73,111 @@ def assemble(dataset_name: str, metric_names: Sequence[str], primary: str,
       "methods": methods,
       "ume_mma_choice": choice,
       "ceiling": ceilings(test, primary, modalities, scenarios),
-      "scenarios": [s.describe(modalities) for s in scenarios],
+      "scenarios": [s.describe(modalities, test_size) for s in scenarios],
       "validation": {m: dict(v) for m, v in validation.items()},
+  }
+
+
+def _over_seeds(runs: Sequence[dict], value) -> dict:
+  return statistics.summary([float(value(r)) for r in runs])
+
+
+def _differences(runs, metric, scenario_names, a, b) -> dict:
+  """Per scenario, the summary of ``a - b`` paired by seed."""
+  return {s: _over_seeds(runs, lambda r, s=s: r["methods"][a][s][metric]
+                         - r["methods"][b][s][metric])
+          for s in scenario_names}
+
+
+def _claim(text: str, diffs: Mapping[str, dict], threshold: float) -> dict:
+  """A claim over several scenarios: holds if it holds on each, fails if it
+  fails on any, else undecided."""
+  each = {s: statistics.verdict(d, threshold) for s, d in diffs.items()}
+  words = [v.split(" ")[0] for v in each.values()]
+  overall = ("holds" if all(w == "holds" for w in words)
+             else "fails" if "fails" in words else "undecided")
+  if any("single run" in v for v in each.values()):
+    overall += " (single run)"
+  return {"claim": text, "verdict": overall, "threshold": threshold,
+          "per_scenario": {s: {"verdict": each[s], **d}
+                           for s, d in diffs.items()}}
+
+
+def claims(runs: Sequence[dict]) -> list[dict]:
+  """The paper's claims, judged on paired per-seed differences of the
+  primary metric (fractions: 0.015 is 1.5 points)."""
+  first = runs[0]
+  metric = first["primary_metric"]
+  structure = first["scenarios"]
+  ceiling = list(first["ceiling"])
+  distinct = [s["name"] for s in structure
+              if s["name"] != "full" and s["same_as"] is None]
+  single = [s["name"] for s in structure
+            if s["missing_type"] is None and len(s["absent"]) == 1]
+  unimodal = [m for m in first["methods"] if m.startswith("unimodal:")]
+  out = [_claim(
+      "ume_mma is within 1.5 points of the ceiling when modalities are"
+      " missing", {s: _over_seeds(
+          runs, lambda r, s=s: r["methods"]["ume_mma"][s][metric]
+          - r["ceiling"][s]) for s in ceiling}, -0.015),
+         _claim(
+      "ume_mma with every modality present beats the best uni-modal model",
+      {"full": _over_seeds(
+          runs, lambda r: r["methods"]["ume_mma"]["full"][metric]
+          - max(r["methods"][u]["full"][metric] for u in unimodal))}, 0.0)]
+  if {"mma", "late_fusion"} <= set(first["methods"]):
+    out.append(_claim("mma beats late_fusion on every missing scenario",
+                      _differences(runs, metric, distinct, "mma",
+                                   "late_fusion"), 0.0))
+  if {"late_fusion_pretrained", "late_fusion"} <= set(first["methods"]):
+    out.append(_claim(
+        "uni-modal pre-training beats joint training of the same encoders"
+        " (late_fusion_pretrained vs late_fusion)",
+        _differences(runs, metric, ["full"] + single,
+                     "late_fusion_pretrained", "late_fusion"), 0.0))
+  return out
+
+
+def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
+  """One seed's results per run -> the run's results: today's keys hold
+  the means over seeds, ``aggregate`` the summaries, ``paired_differences``
+  ``ume_mma`` minus every other method per seed, ``claims`` the verdicts,
+  ``per_seed`` each seed's own results."""
+  first = runs[0]
+  metric = first["primary_metric"]
+  names = [s["name"] for s in first["scenarios"]]
+  aggregate = {m: {s: {k: _over_seeds(runs, lambda r, m=m, s=s, k=k:
+                                      r["methods"][m][s][k])
+                       for k in first["metrics"]}
+                   for s in names}
+               for m in first["methods"]}
+  means = lambda table: {m: {s: {k: v["mean"] for k, v in row.items()}
+                             for s, row in by_s.items()}
+                         for m, by_s in table.items()}
+  chosen = [r["ume_mma_choice"]["chosen"] for r in runs]
+  choice = dict(first["ume_mma_choice"]) if len(runs) == 1 else {
+      "chosen": "per seed", "per_seed": chosen,
+      "reason": f"chose mma in {chosen.count('mma')} of {len(runs)} seeds"
+                " (each seed: the higher mean validation " + metric
+                + " over the distinct missing-modality scenarios)"}
+  return {
+      **{k: first[k] for k in ("dataset", "metrics", "primary_metric",
+                               "split", "scenarios", "protocol")
+         if k in first},
+      "methods": means(aggregate),
+      "ume_mma_choice": choice,
+      "ceiling": {s: _over_seeds(runs, lambda r, s=s: r["ceiling"][s])["mean"]
+                  for s in first["ceiling"]},
+      "validation": means({m: {s: {k: _over_seeds(
+          runs, lambda r, m=m, s=s, k=k: r["validation"][m][s][k])
+                                   for k in first["metrics"]}
+                               for s in names}
+                           for m in first["validation"]}),
+      "seeds": list(seeds),
+      "aggregate": aggregate,
+      "paired_differences": {
+          b: _differences(runs, metric, names, "ume_mma", b)
+          for b in first["methods"] if b != "ume_mma"},
+      "claims": claims(runs),
+      "per_seed": list(runs),
   }

@@ -18,26 +18,10 @@ def augmentation_key(run_seed: int, step: jax.Array) -> jax.Array:
   return jax.random.fold_in(jax.random.key(run_seed), step)
 
 
-def evaluation_keys(mask_seed: int, rate_modality: jax.Array,
-                    index: jnp.ndarray) -> jax.Array:
-  """(B,) keys of an evaluation scenario's draws for examples ``index``.
-
-  The key depends on the modality whose rate is drawn, not on the rate, so
-  the examples missing it at rate 0.3 are a subset of those at 0.5.
-  """
-  base = jax.random.fold_in(jax.random.key(mask_seed),
-                            jnp.maximum(rate_modality, 0))
+def protocol_keys(seed: int, type_number: int, index: jnp.ndarray
+                  ) -> jax.Array:
+  """(B,) keys ranking the examples ``index`` of a split for one missing
+  type (``protocol.py``): evaluation masks use ``eval.mask_seed``, the
+  training set's missingness ``train_missing.seed``."""
+  base = jax.random.fold_in(jax.random.key(seed), type_number)
   return jax.vmap(lambda i: jax.random.fold_in(base, i))(index)
-
-
-def training_missingness_keys(seed: int, num_modalities: int,
-                              index: jnp.ndarray) -> jax.Array:
-  """(B, M) keys deciding which training examples lack a modality for good.
-
-  One per example and modality: the same examples miss the same modality in
-  every epoch, stage and run.
-  """
-  base = jax.random.key(seed)
-  return jax.vmap(lambda i: jax.vmap(
-      lambda m: jax.random.fold_in(jax.random.fold_in(base, m), i))(
-          jnp.arange(num_modalities)))(index)

@@ -2,14 +2,14 @@
 
 Everything here is a pure jax function, used inside jitted steps:
 - ``train_present``: per-sample missing-modality augmentation (MMA) masks;
-- ``scenario_present``: seeded evaluation masks, identical for every method;
-- ``permanently_present``: training-time missingness, a fixed fraction of
-  training examples that never have a modality (the paper's page-8 setting);
+- ``MaskingSpec.training_present``: training-time missingness, a fixed set
+  of training examples that never have a modality (the field's protocol and
+  the paper's page-8 setting; which examples: ``protocol.py``);
 - ``substitute_inputs`` / ``substitute_features``: what a model sees in place
   of an absent modality.
 ``MaskingSpec`` gathers a run's masking settings from the config, once, so
-methods receive it rather than the whole config. The keys masks are drawn
-from come from ``keys.py``.
+methods receive it rather than the whole config. Evaluation masks:
+``scenarios.py``; the keys every mask is drawn from: ``keys.py``.
 
 Masks are boolean ``(batch, num_modalities)`` arrays, True = present, in the
 dataset's canonical modality order.
@@ -22,15 +22,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from ume_jax.config import rules
-from ume_jax.missing import keys
+from ume_jax.missing import protocol
 
-SUBSTITUTES = ("zeros", "mean", "learned")
+# What stands in for an absent modality: zeros, the dataset's mean input, a
+# learned feature-level token, or missing-aware prompts' choice ("map": an
+# all-ones image - ones after standardisation - and an empty text, i.e. all
+# padding ids).
+SUBSTITUTES = ("zeros", "mean", "learned", "map")
 
 # The ``mma`` and ``train_missing`` sections (one entry per modality; that
 # they name the dataset's modalities is checked against the dataset).
 MMA_KEYS = {"drop_probs": rules.PerKey(rules.number(0, 1, high_open=True))}
 TRAIN_MISSING_KEYS = {
-    "rates": rules.PerKey(rules.number(0, 1, high_open=True)),
+    "type": rules.text,             # "" | a modality | "both" | "mixed"
+    "ratio": rules.number(0, 1),    # eta of the training split, with type
+    "rates": rules.PerKey(rules.number(0, 1)),   # or an explicit mix
     "seed": rules.integer(),
 }
 
@@ -40,28 +46,28 @@ class MaskingSpec:
   """How one run decides and fills missing modalities.
 
   ``drop_probs``: MMA's per-sample drop probability per modality;
-  ``train_missing_rates`` / ``train_missing_seed``: the fraction of training
-  examples lacking each modality for good; ``means``: the dataset's mean
-  input per modality (for ``substitute == "mean"``).
+  ``train_absent``: (N_train, M) bool, which training examples lack which
+  modality for good (None: none do); ``means``: the dataset's mean input per
+  modality (for ``substitute == "mean"``).
   """
   modalities: tuple[str, ...]
   substitute: str
   drop_probs: tuple[float, ...]
-  train_missing_rates: tuple[float, ...]
-  train_missing_seed: int
+  train_absent: np.ndarray | None = None
   means: Mapping[str, np.ndarray] | None = None
 
   @classmethod
-  def from_config(cls, config, modalities: Sequence[str],
+  def from_config(cls, config, spec,
                   means: Mapping[str, np.ndarray] | None = None
                   ) -> "MaskingSpec":
-    rates = dict(config.train_missing.rates or {})
+    """From ``config`` for dataset ``spec`` (a ``DatasetSpec``)."""
+    modalities = tuple(spec.modalities)
     return cls(
-        modalities=tuple(modalities), substitute=config.model.substitute,
+        modalities=modalities, substitute=config.model.substitute,
         drop_probs=tuple(float(config.mma.drop_probs[m]) for m in modalities),
-        train_missing_rates=tuple(float(rates.get(m, 0.0))
-                                  for m in modalities),
-        train_missing_seed=int(config.train_missing.seed), means=means)
+        train_absent=training_absent(config.train_missing, modalities,
+                                     spec.split_sizes["train"]),
+        means=means)
 
   @property
   def unimodal_substitute(self) -> str:
@@ -71,11 +77,14 @@ class MaskingSpec:
 
   def training_present(self, batch: dict) -> jnp.ndarray:
     """Modalities a training example has: natively (``present``) and after
-    the training-set missingness took some away for good."""
-    if not any(r > 0 for r in self.train_missing_rates):
+    the training-set missingness took some away for good. An example whose
+    only native modality would go keeps it."""
+    if self.train_absent is None:
       return batch["present"]
-    return batch["present"] & permanently_present(
-        self.train_missing_seed, batch["index"], self.train_missing_rates)
+    absent = jnp.asarray(self.train_absent)[batch["index"]]
+    present = batch["present"] & ~absent
+    return jnp.where(jnp.any(present, axis=1, keepdims=True), present,
+                     batch["present"])
 
   def augmented_present(self, key: jax.Array, present: jnp.ndarray
                         ) -> jnp.ndarray:
@@ -87,6 +96,23 @@ class MaskingSpec:
     kind = self.unimodal_substitute if unimodal else self.substitute
     return substitute_inputs(batch, present, self.modalities, kind,
                              self.means)
+
+
+def training_absent(train_missing, modalities: Sequence[str],
+                    num_examples: int) -> np.ndarray | None:
+  """(N, M) bool: the training examples that lack a modality in every stage
+  and run (``train_missing``: a ``type`` at ``ratio``, or explicit per-
+  modality ``rates``), or None when none do."""
+  rates = {m: float(r) for m, r in (train_missing.rates or {}).items()
+           if float(r) > 0}
+  seed = int(train_missing.seed)
+  if train_missing.type and float(train_missing.ratio) > 0:
+    return protocol.absent_by_type(seed, train_missing.type,
+                                   float(train_missing.ratio), modalities,
+                                   num_examples)
+  if rates:
+    return protocol.absent_by_mix(seed, rates, modalities, num_examples)
+  return None
 
 
 def train_present(key: jax.Array, data_present: jnp.ndarray,
@@ -116,47 +142,13 @@ def train_present(key: jax.Array, data_present: jnp.ndarray,
   return jnp.where(nothing_left, rescued & data_present, present)
 
 
-def permanently_present(seed: int, index: jnp.ndarray,
-                        rates: Sequence[float]) -> jnp.ndarray:
-  """(B, M) mask: example ``index`` lacks modality m for good if its draw for
-  m falls under ``rates[m]``. Depends only on the seed and the example, so
-  the same examples miss the same modality in every epoch, stage and run.
-  An example never loses every modality: the one with the largest margin
-  over its rate stays.
-  """
-  rates = jnp.asarray(rates, jnp.float32)
-  u = jax.vmap(jax.vmap(jax.random.uniform))(
-      keys.training_missingness_keys(seed, rates.shape[0], index))
-  present = u >= rates
-  keep = jax.nn.one_hot(jnp.argmax(u - rates, axis=1), rates.shape[0],
-                        dtype=jnp.bool_)
-  return jnp.where(jnp.any(present, axis=1, keepdims=True), present, keep)
-
-
-def scenario_present(mask_seed: int, index: jnp.ndarray,
-                     always_absent: jnp.ndarray, rate_modality: int,
-                     rate: float) -> jnp.ndarray:
-  """Evaluation mask of one scenario for examples ``index`` (B,).
-
-  Modalities flagged in ``always_absent`` (M,) are missing for every example;
-  modality ``rate_modality`` (or none when < 0) is missing for a fraction
-  ``rate`` of examples. Each example's draw depends only on the seed and its
-  index in the split, so masks are the same for every method, batch size and
-  process count.
-  """
-  num_modalities = always_absent.shape[0]
-  u = jax.vmap(jax.random.uniform)(
-      keys.evaluation_keys(mask_seed, rate_modality, index))
-  rate_absent = (u < rate)[:, None] & (
-      jnp.arange(num_modalities) == rate_modality)[None, :]
-  return ~(always_absent[None, :] | rate_absent)
-
-
 def substitute_inputs(inputs: Mapping[str, jnp.ndarray], present: jnp.ndarray,
                       modalities: Sequence[str], kind: str,
                       means: Mapping[str, jnp.ndarray] | None = None
                       ) -> dict[str, jnp.ndarray]:
-  """Replaces absent modalities' inputs by zeros or the dataset mean input.
+  """Replaces absent modalities' inputs by zeros, the dataset mean input or
+  (``map``) ones for float inputs and padding ids (an empty text) for
+  integer ones.
 
   ``learned`` substitutes act on features inside the model, so inputs pass
   through unchanged; the model's encoder output is replaced there.
@@ -170,6 +162,9 @@ def substitute_inputs(inputs: Mapping[str, jnp.ndarray], present: jnp.ndarray,
       fill = jnp.zeros_like(x)
     elif kind == "mean":
       fill = jnp.broadcast_to(means[m].astype(x.dtype), x.shape)
+    elif kind == "map":
+      fill = (jnp.zeros_like(x) if jnp.issubdtype(x.dtype, jnp.integer)
+              else jnp.ones_like(x))
     else:
       raise ValueError(f"Unknown substitute {kind!r}; expected one of"
                        f" {SUBSTITUTES}")

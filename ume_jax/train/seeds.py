@@ -8,6 +8,13 @@ run seed feeds its init, its data order and its augmentation masks.
 import jax
 
 FUSION_OFFSET = 100
+# Replicate k of a multi-seed run (config.num_seeds) has config.seed + k x
+# this: far enough apart that no two runs of any replicates share a seed.
+REPLICATE_STRIDE = 1000
+
+
+def replicate_seed(config_seed: int, k: int) -> int:
+  return int(config_seed) + REPLICATE_STRIDE * k
 
 
 def pretrain_seed(config_seed: int, modality_index: int) -> int:
