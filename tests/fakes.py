@@ -368,9 +368,8 @@ def tiny_clip_job(c, manual_dir, data_dir):
   c.model.encoders.audio = dict(name="audio_cnn", kwargs=dict(
       channels=(4,), strides=(4,), feature_dim=8))
   c.eval.missing_rates = (1.0,)
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_steps, stage.batch_size = 5, 8
-    stage.optim.warmup_steps = 1
+  common.update_stages(c, num_steps=5, batch_size=8,
+                       optim_values={"warmup_steps": 1})
   c.eval.batch_size = 16
   c.checkpoint.every_steps = 5
   return c
@@ -387,10 +386,38 @@ def tiny_image_text_job(c, manual_dir, data_dir, vocab_size, max_len):
   c.model.encoders.text.kwargs = dict(vocab_size=vocab_size, max_len=max_len,
                                       width=16, depth=1, heads=2, mlp_dim=16,
                                       feature_dim=8)
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_steps = 5
-    stage.batch_size = 8
+  common.update_stages(c, num_steps=5, batch_size=8)
   c.eval.batch_size = 16
-  c.eval.missing_rates = ()  # full + missing:<m> only: keeps it fast
+  # The headline rate only (with :map: text, image and both at 70%).
+  c.eval.missing_rates = (0.7,) if c.eval.missing_types else ()
   c.checkpoint.asynchronous = False
   return c
+
+
+MAP_SCENARIOS = {"full", "missing:image", "missing:text",
+                 "missing_rate:text:0.7", "missing_rate:image:0.7",
+                 "missing_rate:both:0.7"}
+
+
+def check_map_protocol_run(workdir):
+  """A `:map` run's results: trained on 70% `both` missing (exact counts),
+  and results.md has the missing-aware-prompts table at 70%."""
+  with open(os.path.join(workdir, "results.json")) as f:
+    results = json.load(f)
+  assert set(results["methods"]["mma"]) == MAP_SCENARIOS
+  protocol = results["protocol"]
+  assert protocol["train_missing"] == {"type": "both", "ratio": 0.7,
+                                       "seed": 7}
+  n_train = protocol["split_sizes"]["train"]
+  lacking = int(0.7 * n_train + 0.5)   # round half up, as the protocol
+  assert sorted(round((1 - f) * n_train)
+                for f in protocol["train_present_fraction"].values()) == [
+                    lacking // 2, lacking - lacking // 2]
+  with open(os.path.join(workdir, "results.md")) as f:
+    text = f.read()
+  assert "## Missing-aware-prompts layout (η = 70%" in text
+  rows = [l for l in text.splitlines()
+          if l.split("|")[1:2] and l.split("|")[1].strip() in (
+              "text 70%", "image 70%", "both 70%")]
+  assert len(rows) == 3
+  return results

@@ -1,6 +1,5 @@
 """Training-time missingness reaches every stage (ume_jax/methods.py)."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from tests import fakes as fx

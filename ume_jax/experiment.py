@@ -238,7 +238,8 @@ def _protocol(s: Setup) -> dict:
       "train_present_fraction": {
           m: 1.0 if absent is None else float(1 - absent[:, i].mean())
           for i, m in enumerate(mods)},
-      "eval_mask_seed": int(config.eval.mask_seed)}
+      "eval_mask_seed": int(config.eval.mask_seed),
+      "split_sizes": dict(s.dataset.spec.split_sizes)}
 
 
 def compile_check(config, devices: Sequence | None = None) -> list[dict]:

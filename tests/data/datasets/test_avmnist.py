@@ -17,6 +17,7 @@ import pytest
 from configs import avmnist as avmnist_config
 from tests import fakes
 from ume_jax import experiment
+from ume_jax.config import common
 from ume_jax.missing import scenarios
 from ume_jax.data import DataError, get_dataset
 from ume_jax.data.datasets import avmnist
@@ -171,9 +172,8 @@ def test_small_config_end_to_end(raw, tmp_path):
   tiny = dict(channels=(4, 8), strides=(4, 4), feature_dim=16)
   for m in ("image", "audio"):
     c.model.encoders[m].kwargs = dict(tiny)
-  for stage in (c.pretrain, c.scratch, c.finetune):
-    stage.num_steps, stage.batch_size = 5, 16
-    stage.optim.warmup_steps = 1
+  common.update_stages(c, num_steps=5, batch_size=16,
+                       optim_values={"warmup_steps": 1})
   c.checkpoint.every_steps = 5
   c.eval.batch_size = 32
   c.eval.missing_rates = (1.0,)  # fewer scenarios: a faster test

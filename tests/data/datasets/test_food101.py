@@ -73,14 +73,15 @@ def test_errors_list_the_layout(tmp_path):
 def test_small_config_end_to_end(food_dir, tmp_path):
   from configs import food101 as food_config  # pylint: disable=g-import-not-at-top
   from ume_jax import experiment  # pylint: disable=g-import-not-at-top
-  c = fakes.tiny_image_text_job(food_config.get_config("small"), food_dir,
-                                tmp_path / "tfds", vocab_size=120, max_len=12)
+  # Missing-aware prompts' protocol (:map), as the field runs it.
+  c = fakes.tiny_image_text_job(food_config.get_config("map,small"),
+                                food_dir, tmp_path / "tfds", vocab_size=120,
+                                max_len=12)
   experiment.run(c, str(tmp_path / "work"))
-  with open(tmp_path / "work" / "results.json") as f:
-    results = json.load(f)
+  results = fakes.check_map_protocol_run(tmp_path / "work")
   methods = results["methods"]
   assert fakes.all_methods(("image", "text")) <= set(methods)
   for by_scenario in methods.values():
-    assert set(by_scenario) == {"full", "missing:image", "missing:text"}
+    assert set(by_scenario) == fakes.MAP_SCENARIOS
     for values in by_scenario.values():
       assert 0.0 <= values["accuracy"] <= 1.0 or 0 <= values["accuracy"] <= 100
