@@ -76,11 +76,12 @@ def test_three_modalities_every_subset_scenario(three):
   expected = {"full"} | {
       "missing:" + "+".join(absent)
       for size in (1, 2) for absent in itertools.combinations(mods, size)}
-  expected |= {f"missing_rate:{m}:1" for m in mods}
+  # Every modality and the spread type (each missing example lacks one).
+  expected |= {f"missing_rate:{t}:1" for t in mods + ("mixed",)}
   for method, by_scenario in results["methods"].items():
     assert set(by_scenario) == expected, method
-  assert set(results["ceiling"]) == expected - {"full"} - {
-      f"missing_rate:{m}:1" for m in mods}
+  assert set(results["ceiling"]) == {
+      s for s in expected if not s.startswith(("full", "missing_rate"))}
   unimodal = {m: results["methods"][f"unimodal:{m}"]["full"]["accuracy"]
               for m in mods}
   # With two of three missing, the ceiling is the one that remains; with
