@@ -7,12 +7,8 @@
 texts/{train,test}_titles.csv (see ume_jax/data/datasets/food101.py). A CPU smoke run:
 ``--config=configs/food101.py:small``.
 
-``:map``: missing-aware prompts' protocol (``ume_jax.config.common.
-map_protocol``): 70% of the training examples lack a modality for good, half
-the text, half the image; evaluated with text, image and both missing over
-rates 0.1 ... 1.0; ``results.md`` then has the MAP layout table at 70%.
-Add ``--config.model.substitute=map`` for MAP's own substitute (an all-ones
-image, an empty text). Variants combine: ``:map,small``.
+``:map`` is missing-aware prompts' setting (``common.map_protocol``), whose
+accuracy those papers report; ``:map,small`` its smoke run.
 
 Hyper-parameters. From the literature: the train/test split and 101 classes
 of UPMC Food-101 (Wang et al. 2015, "Recipe recognition with large

@@ -8,12 +8,8 @@
 A CPU smoke run (tiny encoders, a few hundred steps in all):
 ``--config=configs/mmimdb.py:small``.
 
-``:map``: missing-aware prompts' protocol (``ume_jax.config.common.
-map_protocol``): 70% of the training examples lack a modality for good, half
-the text, half the image; evaluated with text, image and both missing over
-rates 0.1 ... 1.0; ``results.md`` then has the MAP layout table at 70%.
-Add ``--config.model.substitute=map`` for MAP's own substitute (an all-ones
-image, an empty text). Variants combine: ``:map,small``.
+``:map`` is missing-aware prompts' setting (``common.map_protocol``), whose
+macro-F1 those papers report; ``:map,small`` its smoke run.
 
 Hyper-parameters. From the literature: the splits (15,552 / 2,608 / 7,799,
 Arevalo et al. 2017, "Gated Multimodal Units for Information Fusion"); the

@@ -120,7 +120,10 @@ def map_protocol(c, text: str = "text", image: str = "image") -> None:
   """Missing-aware prompts' setting (Lee et al., CVPR'23, kept by its
   successors): 70% of the training examples miss a modality, half the text
   and half the image (``both``), for good; evaluation of each test type -
-  text, image, both - over the rate grid, 70% being the headline column."""
+  text, image, both - over the rate grid, 70% being the headline column
+  (``results.md`` prints it in those papers' layout). The substitute stays
+  the configured one; ``model.substitute = "map"`` is MAP's own (an all-ones
+  image, an empty text)."""
   c.train_missing.type, c.train_missing.ratio = "both", 0.7
   c.eval.missing_types = (text, image, "both")
   c.eval.missing_rates = RATE_GRID
