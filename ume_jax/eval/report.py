@@ -4,7 +4,6 @@ Everything here reads the results' structure (``results["scenarios"]``),
 never scenario names. With several seeds, numbers are mean +- std (n) and the
 plot shows 95% interval bands.
 """
-import itertools
 import json
 import os
 
@@ -121,15 +120,17 @@ def markdown_table(results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-_STYLES = list(itertools.product(("-", "--", ":", "-."),
-                                 ("o", "s", "^", "D", "v", "x")))
+_LINES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "x", "P")
 
 
 def robustness_plot(results: dict, path: str):
   """Score vs test-time missing rate, one panel per missing type, one line
   (own colour, marker and style) per method; rate 0 is ``full``. The
   ceiling with the type's modality fully absent is drawn; with several seeds,
-  95% interval bands."""
+  95% interval bands. The y-range fits the multi-modal methods and the
+  ceiling, where the differences are; uni-modal curves falling towards
+  chance leave the panel."""
   metric = results["primary_metric"]
   curves: dict[str, list] = {}
   for s in _rate_scenarios(results):
@@ -145,9 +146,10 @@ def robustness_plot(results: dict, path: str):
     low = []
     for i, method in enumerate(results["methods"]):
       ys = [100 * results["methods"][method][s][metric] for _, s in points]
-      low.append(min(ys))
-      style, marker = _STYLES[i % len(_STYLES)]
-      line, = ax.plot(xs, ys, linestyle=style, marker=marker, markersize=4,
+      if not method.startswith("unimodal:"):
+        low.append(min(ys))
+      line, = ax.plot(xs, ys, linestyle=_LINES[i % len(_LINES)],
+                      marker=_MARKERS[i % len(_MARKERS)], markersize=4,
                       label=method, linewidth=2 if method == "ume_mma" else 1)
       if aggregate:
         bands = [aggregate[method][s][metric]["ci95"] for _, s in points]
@@ -159,7 +161,11 @@ def robustness_plot(results: dict, path: str):
       ax.axhline(100 * ceiling, color="black", linewidth=0.8,
                  linestyle=(0, (2, 2)), label=f"ceiling ({kind} absent)")
       low.append(100 * ceiling)
-    ax.set_ylim(max(0.0, min(low) - 3), None)
+    top = max(max(100 * results["methods"][m][s][metric] for _, s in points)
+              for m in results["methods"])
+    bottom = min(low)
+    ax.set_ylim(max(0.0, bottom - 0.1 * (top - bottom) - 0.5),
+                min(100.0, top + 0.05 * (top - bottom) + 0.5))
     ax.set_title(f"missing type: {kind}")
     ax.set_xlabel("fraction of test examples missing (η)")
     ax.set_ylabel(f"{metric} (%)")
