@@ -43,3 +43,33 @@ def test_unknown_config_variant_is_one_line(tmp_path):
   err = r.stderr.strip()
   assert err.startswith("error: flag --config=configs/clipart.py:bogus")
   assert "Unknown variant(s) ['bogus']" in err and len(err.splitlines()) == 1
+
+
+def test_a_wrong_config_path_is_one_line(tmp_path):
+  r = subprocess.run(
+      [sys.executable, "-m", "ume_jax.main", "--config=configs/nope.py",
+       f"--workdir={tmp_path}"],
+      cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"),
+      capture_output=True, text=True, timeout=300)
+  assert r.returncode != 0 and "Traceback" not in r.stderr
+  err = r.stderr.strip()
+  assert len(err.splitlines()) == 1, err
+  assert err.startswith("error: cannot load the config file given by"
+                        " --config") and "configs/nope.py" in err
+
+
+def test_unwritable_workdir_and_missing_stage_inputs_before_any_work(
+    tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("")
+  r = _main(tmp_path, f"--workdir={blocker / 'wd'}")
+  assert r.returncode != 0 and "Traceback" not in r.stderr
+  assert "is not a writable directory" in r.stderr
+  # Fine-tuning needs the uni-modal checkpoints: refused before late_fusion
+  # (trained from scratch) starts, so nothing is trained.
+  r = _main(tmp_path, "--config.stage=finetune")
+  assert r.returncode != 0 and "Traceback" not in r.stderr
+  assert f"No checkpoint directory {tmp_path / 'wd' / 'pretrain' / 'image'}" \
+      in r.stderr
+  assert "[late_fusion]" not in r.stdout
+  assert not (tmp_path / "wd" / "late_fusion").exists()

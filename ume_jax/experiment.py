@@ -17,6 +17,7 @@ and the workdir's results aggregate them (``eval/results.combine``).
 import dataclasses
 import functools
 import os
+import tempfile
 from typing import Any, Callable, Sequence
 
 import jax
@@ -261,9 +262,42 @@ def replicates(config, workdir: str) -> list[tuple[int, str]]:
           for k in range(n)]
 
 
+def _check_writable(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
+      pass
+  except OSError as e:
+    raise config_checks.ConfigError(
+        f"--workdir {workdir!r} is not a writable directory ({e}); checkpoints,"
+        " logs and results go there: give one you can write to.") from None
+
+
+def check_prerequisites(s: Setup, workdir: str) -> None:
+  """Before anything trains: the checkpoints ``config.stage`` reads exist
+  (``finetune`` reads the uni-modal ones, ``eval`` every method's)."""
+  config = s.config
+  needed = []
+  for seed, directory in replicates(config, workdir):
+    if config.stage == "finetune" and any(
+        name in methods_lib.PRETRAINED_INIT for name in s.methods.fusion):
+      root = _replicate_dir(config.finetune.get("pretrained_dir"), config,
+                            seed) or directory
+      needed += [unimodal_dir(root, m) for m in s.methods.unimodal]
+    if config.stage == "eval":
+      root = _replicate_dir(config.eval.get("checkpoint_dir"), config,
+                            seed) or directory
+      needed += [unimodal_dir(root, m) for m in s.methods.unimodal]
+      needed += [os.path.join(root, name) for name in s.methods.fusion]
+  checkpoint.require_saved_steps(needed)
+
+
 def run(config, workdir: str) -> dict | None:
   """Runs ``config.stage`` in ``workdir``; returns results when evaluated."""
   s = setup(config)
+  if jax.process_index() == 0:
+    _check_writable(workdir)
+  check_prerequisites(s, workdir)
   announce(f"mesh {dict(s.mesh.shape)} on {s.mesh.size} devices")
   per_seed = []
   with preemption.notices():

@@ -39,6 +39,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  config = _load_config()
   from ume_jax.infra import distributed
   try:
     distributed.initialize(
@@ -53,13 +54,26 @@ def main(argv):
   from ume_jax.infra import preemption
   with distributed.failing_fast(graceful_exit_codes=(preemption.EXIT_STATUS,)):
     try:
-      experiment.run(_CONFIG.value, _WORKDIR.value)
+      experiment.run(config, _WORKDIR.value)
     except errors.USER_ERRORS as e:
       # A bad config, data dir or checkpoint: one paragraph, no traceback.
       raise SystemExit(f"error: {e}") from None
     except preemption.Preempted as e:
       print(f"preempted: {e}", flush=True)
       raise SystemExit(preemption.EXIT_STATUS) from None
+
+
+def _load_config():
+  """The config, or one line naming the file that could not be loaded
+  (ml_collections defers that error to the first read of the flag)."""
+  try:
+    config = _CONFIG.value
+    config.keys()   # a config that failed to load raises on first use
+    return config
+  except (OSError, ImportError, SyntaxError) as e:
+    last = [l.strip() for l in str(e).splitlines() if l.strip()][-1]
+    raise SystemExit(f"error: cannot load the config file given by --config:"
+                     f" {last}") from None
 
 
 def _without_traceback(message: str) -> str:

@@ -178,17 +178,32 @@ def check_fingerprint(directory: str, expected: dict,
         " --workdir, or delete that directory to retrain.")
 
 
+def _missing_error(directory: str) -> CheckpointError:
+  return CheckpointError(
+      f"No checkpoint directory {directory}: train that stage first"
+      " (config.stage='pretrain' or 'finetune'), or point"
+      " config.eval.checkpoint_dir / config.finetune.pretrained_dir at the"
+      " workdir that holds it.")
+
+
+def require_saved_steps(directories) -> None:
+  """Raises, before any work, when a directory a stage reads holds no saved
+  step (Orbax names finished steps by number; temporary ones differ)."""
+  for directory in directories:
+    directory = os.path.abspath(directory)
+    steps = [n for n in (os.listdir(directory) if os.path.isdir(directory)
+                         else []) if n.isdigit()]
+    if not steps:
+      raise _missing_error(directory)
+
+
 def restore_params(directory: str, fingerprint: dict, abstract_params: Any
                    ) -> tuple[Any, int]:
   """Latest ``params`` of the checkpoint in ``directory`` (for eval and
   fine-tuning), placed on the shardings carried by ``abstract_params``."""
   directory = os.path.abspath(directory)
   if not os.path.isdir(directory):
-    raise CheckpointError(
-        f"No checkpoint directory {directory}: train that stage first"
-        " (config.stage='pretrain' or 'finetune'), or point"
-        " config.eval.checkpoint_dir / config.finetune.pretrained_dir at the"
-        " workdir that holds it.")
+    raise _missing_error(directory)
   manager = ocp.CheckpointManager(
       # create=False rather than read_only=True: the same effect here, without
       # Orbax's three warnings per directory about what read_only implies.
