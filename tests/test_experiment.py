@@ -18,7 +18,7 @@ from ume_jax.eval import evaluation
 from ume_jax.train import warm_start
 from ume_jax.missing import scenarios
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import seeds, trainer
+from ume_jax.train import provenance, seeds, trainer
 from ume_jax import data as data_lib
 
 METHODS = ["unimodal:image", "unimodal:audio", "ume", "late_fusion",
@@ -209,3 +209,68 @@ def test_training_runs_have_their_section_directory_and_seed(run):
       ("late_fusion_pretrained", "finetune", "finetune",
        "late_fusion_pretrained", 105),
       ("mma", "finetune", "finetune", "mma", 105)]
+
+
+# (override, the fingerprint key the refusal must name)
+CHANGES = [
+    ({"mma.drop_probs.image": 0.0}, "drop_probs.image"),
+    ({"finetune.optim.learning_rate": 0.5}, "training.optim.learning_rate"),
+    ({"pretrain.num_steps": 40}, "training.num_steps"),
+    ({"seed": 1}, "seed"),
+    ({"train_missing.rates.audio": 0.5}, "train_missing.rates.audio"),
+    ({"model.substitute": "mean"}, "method.substitute"),
+]
+
+
+def _changed(config, overrides):
+  c = config.copy_and_resolve_references()
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    section = c
+    for p in parents:
+      section = section[p]
+    section[leaf] = value
+  return c
+
+
+@pytest.mark.parametrize("overrides,key", CHANGES)
+def test_a_changed_training_is_refused_not_reused(run, tmp_path, overrides,
+                                                  key):
+  config, workdir, _ = run
+  wd = str(tmp_path / "wd")
+  shutil.copytree(workdir, wd)
+  with pytest.raises(provenance.ProvenanceError) as e:
+    experiment.run(_changed(config, overrides), wd)
+  assert f"{key}: trained with" in str(e.value)
+  with open(os.path.join(wd, "results.json")) as f:   # nothing rewritten
+    assert json.load(f) == json.loads(json.dumps(run[2]))
+
+
+def test_a_retrained_upstream_run_makes_fine_tuning_stale(run, tmp_path):
+  config, workdir, _ = run
+  wd = str(tmp_path / "wd")
+  shutil.copytree(workdir, wd)
+  # Pre-training redone under another learning rate (its old runs deleted).
+  shutil.rmtree(os.path.join(wd, "pretrain"))
+  retrain = _changed(config, {"stage": "pretrain",
+                              "pretrain.optim.learning_rate": 5e-3})
+  experiment.run(retrain, wd)
+  with pytest.raises(provenance.ProvenanceError) as e:
+    experiment.run(_changed(retrain, {"stage": "finetune"}), wd)
+  assert "initialised_from.image: trained with" in str(e.value)
+  assert os.path.join(wd, "late_fusion_pretrained") in str(e.value)
+
+
+def test_settings_outside_the_training_resume_and_are_recorded(run, tmp_path):
+  config, workdir, results = run
+  wd = str(tmp_path / "wd")
+  shutil.copytree(workdir, wd)
+  again = experiment.run(_changed(config, {
+      "data.worker_count": 2, "log_every_steps": 3, "eval.batch_size": 40,
+      "checkpoint.every_steps": 7}), wd)
+  assert again["methods"] == results["methods"]
+  record = results["provenance"]["mma"]
+  assert record["identity"] and record["config"]["mma"]["drop_probs"] == {
+      "image": 0.5, "audio": 0.5}
+  assert record["fingerprint"]["drop_probs"] == {"image": 0.5, "audio": 0.5}
+  assert results["code"]["version"] == "0.1.0"

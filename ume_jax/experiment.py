@@ -34,7 +34,7 @@ from ume_jax.infra.logs import announce
 from ume_jax.missing import masking
 from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.missing.masking import MaskingSpec
-from ume_jax.train import aot, seeds, trainer, warm_start
+from ume_jax.train import aot, provenance, seeds, trainer, warm_start
 from ume_jax.weights import graft
 
 # The config section holding each fusion method's budget and optimizer:
@@ -117,6 +117,8 @@ class TrainingRun:
   directory: str
   seed: int
   init_params: Callable[[Any], Any] | None
+  modalities: tuple[str, ...]            # whose encoders it trains
+  upstream: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def training_runs(s: Setup, workdir: str, seed: int | None = None
@@ -131,14 +133,16 @@ def training_runs(s: Setup, workdir: str, seed: int | None = None
                              lambda _: "encoder")
     runs.append(TrainingRun("pretrain", "pretrain", method,
                             unimodal_dir(workdir, m),
-                            seeds.pretrain_seed(seed, i), init))
+                            seeds.pretrain_seed(seed, i), init, (m,)))
   pretrain_root = _replicate_dir(config.finetune.get("pretrained_dir"),
                                  config, seed) or workdir
   for name, method in s.methods.fusion.items():
+    upstream = {}
     if SECTION_OF[name] == "finetune":
+      upstream = {m: unimodal_dir(pretrain_root, m) for m in s.methods.unimodal}
       init = functools.partial(
           warm_start.load_into_fusion,
-          unimodal={m: (unimodal_dir(pretrain_root, m), u)
+          unimodal={m: (upstream[m], u)
                     for m, u in s.methods.unimodal.items()},
           load_heads=config.model.fusion == "sum_logits")
     else:   # from scratch: the encoders' own pre-trained weights, if any
@@ -146,8 +150,44 @@ def training_runs(s: Setup, workdir: str, seed: int | None = None
                                lambda m: f"{m}_encoder")
     runs.append(TrainingRun("finetune", SECTION_OF[name], method,
                             os.path.join(workdir, name),
-                            seeds.fusion_seed(seed), init))
+                            seeds.fusion_seed(seed), init,
+                            tuple(s.methods.unimodal), upstream))
   return runs
+
+
+# Data settings that say where the data is or how fast it is read, not what
+# it is: a run moved to another data_dir or read with more workers is the
+# same training.
+_DATA_LOCATION_KEYS = ("data_dir", "manual_dir", "worker_count",
+                       "worker_buffer_size", "read_threads", "cache_in_memory")
+
+
+def fingerprint(s: Setup, run: TrainingRun) -> dict:
+  """Everything the run's trained state depends on (``provenance.py``);
+  runs it starts from are named by their recorded identity, so this is
+  computed right before the run trains."""
+  config = s.config
+  section = config[run.section].to_dict()
+  section.pop("pretrained_dir", None)
+  out = {
+      "method": run.method.fingerprint,
+      "training": section,
+      "seed": run.seed,
+      "train_missing": config.train_missing.to_dict(),
+      "weights": {m: {k: config.model.encoders[m].get(k, "")
+                      for k in ("weights", "weights_path")}
+                  for m in run.modalities},
+      "data": {"spec": dataclasses.asdict(s.dataset.spec),
+               "config": {k: v for k, v in config.data.to_dict().items()
+                          if k not in _DATA_LOCATION_KEYS}},
+  }
+  if run.method.name == "mma":
+    out["drop_probs"] = config.mma.drop_probs.to_dict()
+  if run.upstream:
+    out["initialised_from"] = {
+        m: (provenance.read(d) or {}).get("identity", "unrecorded")
+        for m, d in run.upstream.items()}
+  return out
 
 
 def _replicate_dir(root: str, config, seed: int) -> str:
@@ -167,7 +207,9 @@ def train(s: Setup, workdir: str, stage: str, seed: int) -> None:
                     mesh=s.mesh, directory=run.directory, seed=run.seed,
                     init_params=run.init_params,
                     checkpoint_cfg=config.checkpoint,
-                    log_every_steps=config.log_every_steps)
+                    log_every_steps=config.log_every_steps,
+                    provenance_record=(fingerprint(s, run),
+                                       config.to_dict()))
 
 
 def restore_params(directory: str, method: methods_lib.Method,
@@ -221,7 +263,24 @@ def evaluate(s: Setup, workdir: str, seed: int) -> dict:
       spec.name, names, primary, spec.modalities, scenarios,
       by_split["validation"], by_split["test"], spec.split_sizes["test"])
   results["protocol"] = _protocol(s)
+  results["provenance"] = _provenance(s, root, results)
+  results["code"] = provenance.code_version()
   return results
+
+
+def _provenance(s: Setup, root: str, results: dict) -> dict:
+  """Per method, the record of the training its numbers come from."""
+  def record(directory):
+    r = provenance.read(directory) or {}
+    return {"directory": directory, "identity": r.get("identity"),
+            "fingerprint": r.get("fingerprint"), "config": r.get("config")}
+  out = {f"unimodal:{m}": record(unimodal_dir(root, m))
+         for m in s.methods.unimodal}
+  out["ume"] = {"members": [f"unimodal:{m}" for m in s.methods.unimodal]}
+  out.update({name: record(os.path.join(root, name))
+              for name in s.methods.fusion})
+  out["ume_mma"] = {"same_as": results["ume_mma_choice"]["chosen"]}
+  return out
 
 
 def _protocol(s: Setup) -> dict:

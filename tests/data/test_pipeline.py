@@ -88,6 +88,24 @@ def test_state_round_trip(make_config, workers):
     assert _same(expected[0], next(it))
 
 
+def test_state_resumes_with_another_worker_count(make_config):
+  """The state counts batches: worker processes change nothing in what is
+  trained, so a run saved with 0 workers resumes with 2 (and back)."""
+  plain = get_dataset(make_config(worker_count=0))
+  with _local(plain, 10, seed=5) as it:
+    _take(it, 6)
+    state = json.loads(json.dumps(it.get_state()))
+    expected = _take(it, 2)
+  with _local(get_dataset(make_config(worker_count=2)), 10, seed=5) as it:
+    it.set_state(state)
+    assert all(_same(x, y) for x, y in zip(expected, _take(it, 2)))
+    state = it.get_state()
+    expected = _take(it, 1)
+  with _local(plain, 10, seed=5) as it:
+    it.set_state(state)
+    assert _same(expected[0], next(it))
+
+
 @pytest.mark.parametrize("n", [2, 4])
 def test_global_batches_do_not_depend_on_the_process_count(make_config, n):
   ds = get_dataset(make_config())

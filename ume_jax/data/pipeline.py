@@ -13,7 +13,7 @@ process-local numpy batches are returned instead.
 
 import json
 import os
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import grain
 import jax
@@ -36,16 +36,21 @@ def _processes(process_index, process_count, sharding):
 class TrainIterator:
   """Infinite iterator of training batches with JSON-serialisable state.
 
-  Wraps a grain dataset iterator; `set_state(get_state())` (on this or a
-  fresh iterator built with the same arguments) makes the next batch
-  identical. The state counts batches, so restoring it under another seed,
-  split, batch size, process layout or worker count is refused with a
+  Iterates a grain pipeline that ``start(k)`` builds from the k-th batch on
+  (the batches are a random-access ``MapDataset``, so skipping costs
+  nothing); `set_state(get_state())` (on this or a fresh iterator built with
+  the same arguments) makes the next batch identical. The state is the
+  number of batches consumed, so it is the same with any number of worker
+  processes (a run resumes with another ``data.worker_count``); restoring it
+  under another seed, split, batch size or process layout is refused with a
   DataError naming what changed.
   """
 
-  def __init__(self, loader: grain.IterDataset, finish, info: dict):
-    self._loader = loader
-    self._it = iter(loader)
+  def __init__(self, start: Callable[[int], grain.IterDataset], finish,
+               info: dict):
+    self._start = start
+    self._it = iter(start(0))
+    self._consumed = 0
     self._finish = finish
     self._info = info
 
@@ -53,7 +58,9 @@ class TrainIterator:
     return self
 
   def __next__(self) -> dict:
-    return self._finish(next(self._it))
+    batch = next(self._it)
+    self._consumed += 1
+    return self._finish(batch)
 
   def close(self) -> None:
     """Stops grain worker processes now (otherwise on garbage collection)."""
@@ -70,9 +77,7 @@ class TrainIterator:
     self.close()
 
   def get_state(self) -> dict:
-    # A JSON round trip: the state must survive being saved as JSON.
-    return {"grain": json.loads(json.dumps(self._it.get_state())),
-            **self._info}
+    return {"batches": self._consumed, **self._info}
 
   def set_state(self, state: dict) -> None:
     changed = {k: (state.get(k), v) for k, v in self._info.items()
@@ -83,7 +88,13 @@ class TrainIterator:
           f" with different settings ({', '.join(f'{k}: saved {a!r}, now {b!r}' for k, (a, b) in changed.items())})."
           " Resume with the settings of the saved run, or start a fresh"
           " workdir.")
-    self._it.set_state(state["grain"])
+    if "batches" not in state:
+      raise DataError(
+          "Cannot resume the input pipeline: the saved iterator state is in"
+          " an older form (no batch count). Start a fresh workdir.")
+    self.close()
+    self._consumed = int(state["batches"])
+    self._it = iter(self._start(self._consumed))
 
 
 class _AddIndex:
@@ -223,22 +234,25 @@ class Dataset:
     # Batch before standardising: one vectorised op per batch.
     ds = ds.batch(local_size, drop_remainder=True)[p::n].map(
         _KeepIndex(self._preprocess))
-    iter_ds = ds.to_iter_dataset(grain.ReadOptions(
-        num_threads=0 if self._cache else self._read_threads(),
-        prefetch_buffer_size=0 if self._cache else 2))
-    if self._worker_count > 0:
-      iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=self._worker_count,
-          per_worker_buffer_size=self._worker_buffer_size))
-    loader = iter_ds
+
+    def start(first_batch: int) -> grain.IterDataset:
+      iter_ds = ds[first_batch:].to_iter_dataset(grain.ReadOptions(
+          num_threads=0 if self._cache else self._read_threads(),
+          prefetch_buffer_size=0 if self._cache else 2))
+      if self._worker_count > 0:
+        iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(
+            num_workers=self._worker_count,
+            per_worker_buffer_size=self._worker_buffer_size))
+      return iter_ds
+
     if make_global:
       finish = lambda b: global_batch.to_global(b, sharding, n)
     else:
       finish = lambda b: b
     info = {"dataset": self.spec.name, "split": split, "seed": int(seed),
             "global_batch_size": global_batch_size, "process_index": p,
-            "process_count": n, "worker_count": self._worker_count}
-    return TrainIterator(loader, finish, info)
+            "process_count": n}
+    return TrainIterator(start, finish, info)
 
   def eval_batches(self, split: str, global_batch_size: int, sharding, *,
                    process_index=None, process_count=None) -> Iterator[dict]:

@@ -162,8 +162,10 @@ def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
                 + " over the distinct missing-modality scenarios)"}
   return {
       **{k: first[k] for k in ("dataset", "metrics", "primary_metric",
-                               "split", "scenarios", "protocol")
+                               "split", "scenarios", "protocol", "code")
          if k in first},
+      "provenance": (first.get("provenance") if len(runs) == 1 else
+                     {"per_seed": [r.get("provenance") for r in runs]}),
       "methods": means(aggregate),
       "ume_mma_choice": choice,
       "ceiling": {s: _over_seeds(runs, lambda r, s=s: r["ceiling"][s])["mean"]

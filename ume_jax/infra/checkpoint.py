@@ -186,15 +186,20 @@ def _missing_error(directory: str) -> CheckpointError:
       " workdir that holds it.")
 
 
+def saved_steps(directory: str) -> list[int]:
+  """The finished steps in ``directory``, read from the file system only
+  (Orbax names finished steps by number; temporary ones differ)."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
+
+
 def require_saved_steps(directories) -> None:
   """Raises, before any work, when a directory a stage reads holds no saved
-  step (Orbax names finished steps by number; temporary ones differ)."""
+  step."""
   for directory in directories:
-    directory = os.path.abspath(directory)
-    steps = [n for n in (os.listdir(directory) if os.path.isdir(directory)
-                         else []) if n.isdigit()]
-    if not steps:
-      raise _missing_error(directory)
+    if not saved_steps(directory):
+      raise _missing_error(os.path.abspath(directory))
 
 
 def restore_params(directory: str, fingerprint: dict, abstract_params: Any

@@ -19,7 +19,7 @@ from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra import preemption
 from ume_jax.infra.logs import MetricWriter, Progress, announce
 from ume_jax.methods import Method
-from ume_jax.train import optim, seeds
+from ume_jax.train import optim, provenance, seeds
 from ume_jax.train import step as step_lib
 from ume_jax.train.state import TrainState
 
@@ -90,16 +90,23 @@ def total_steps(stage_cfg, train_size: int) -> int:
 
 def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
           seed: int, init_params: Callable[[Any], Any] | None = None,
-          checkpoint_cfg=None, log_every_steps: int = 50) -> Any:
+          checkpoint_cfg=None, log_every_steps: int = 50,
+          provenance_record: tuple[dict, dict] | None = None) -> Any:
   """Trains ``method`` into ``directory``; returns its final parameters.
 
   ``init_params(params)`` may replace freshly initialised parameters (e.g.
   with uni-modal checkpoints); it runs only when no checkpoint exists here.
+  ``provenance_record`` (fingerprint, resolved config), if given, is checked
+  against the directory's record before resuming (``provenance.py``).
   """
   num_steps = total_steps(stage_cfg, dataset.spec.split_sizes["train"])
   tx = optim.make_optimizer(stage_cfg.optim, num_steps)
   init_fn, state_sh = plan_state(method, tx, mesh)
   ckpt_cfg = checkpoint_cfg or {}
+  if provenance_record is not None:
+    provenance.check_or_record(
+        directory, *provenance_record,
+        has_checkpoint=bool(checkpoint.saved_steps(directory)))
   ckpt = checkpoint.Checkpointer(
       directory, method.fingerprint,
       max_to_keep=int(ckpt_cfg.get("max_to_keep", 2)),
