@@ -11,7 +11,6 @@ overridden to simulate other processes (tests), or `sharding` is None, the
 process-local numpy batches are returned instead.
 """
 
-import json
 import os
 from typing import Callable, Iterator, Mapping
 
