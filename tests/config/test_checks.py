@@ -63,18 +63,25 @@ BAD = [
 
 @pytest.mark.parametrize("key,value,expected", BAD)
 def test_a_bad_value_is_refused_naming_its_key(key, value, expected):
-  # A plain dict: a config file may hold any value, while a ConfigDict
-  # refuses some of these at override time already.
-  c = common.base().to_dict()
-  *parents, leaf = key.split(".")
-  section = c
-  for p in parents:
-    section = section[p]
-  section[leaf] = value
-  with pytest.raises(checks.ConfigError) as e:
-    checks.check_config(c, experiment.CONFIG_SCHEMA)
-  assert f"config.{key} = {value!r}" in str(e.value)
-  assert expected in str(e.value)
+  """In every shipped config (where it has the key's section)."""
+  swept = 0
+  for name, variant in SHIPPED_CONFIGS:
+    # A plain dict: a config file may hold any value, while a ConfigDict
+    # refuses some of these at override time already.
+    c = _load(name).get_config(variant).to_dict()
+    *parents, leaf = key.split(".")
+    section = c
+    for p in parents:
+      section = section.get(p, {})
+    if leaf not in section and parents:
+      continue     # e.g. mma.drop_probs.audio in an image+text config
+    section[leaf] = value
+    with pytest.raises(checks.ConfigError) as e:
+      checks.check_config(c, experiment.CONFIG_SCHEMA)
+    assert f"config.{key} = {value!r}" in str(e.value), (name, variant)
+    assert expected in str(e.value)
+    swept += 1
+  assert swept >= 3
 
 
 def test_unknown_keys_are_refused_with_a_hint():
