@@ -6,13 +6,16 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _main(tmp_path, *overrides):
+def _cli(*args):
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-  return subprocess.run(
-      [sys.executable, "-m", "ume_jax.main", "--config=configs/default.py",
-       f"--workdir={tmp_path / 'wd'}",
-       f"--config.data.data_dir={tmp_path / 'tfds'}", *overrides],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  return subprocess.run([sys.executable, "-m", "ume_jax.main", *args],
+                        cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=300)
+
+
+def _main(tmp_path, *overrides):
+  return _cli("--config=configs/default.py", f"--workdir={tmp_path / 'wd'}",
+              f"--config.data.data_dir={tmp_path / 'tfds'}", *overrides)
 
 
 def test_unknown_override_key(tmp_path):
@@ -33,11 +36,7 @@ def test_unknown_encoder_and_missing_checkpoints(tmp_path):
 
 
 def test_unknown_config_variant_is_one_line(tmp_path):
-  r = subprocess.run(
-      [sys.executable, "-m", "ume_jax.main",
-       "--config=configs/clipart.py:bogus", f"--workdir={tmp_path}"],
-      cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"),
-      capture_output=True, text=True, timeout=300)
+  r = _cli("--config=configs/clipart.py:bogus", f"--workdir={tmp_path}")
   assert r.returncode != 0
   assert "Traceback" not in r.stderr
   err = r.stderr.strip()
@@ -46,11 +45,7 @@ def test_unknown_config_variant_is_one_line(tmp_path):
 
 
 def test_a_wrong_config_path_is_one_line(tmp_path):
-  r = subprocess.run(
-      [sys.executable, "-m", "ume_jax.main", "--config=configs/nope.py",
-       f"--workdir={tmp_path}"],
-      cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu"),
-      capture_output=True, text=True, timeout=300)
+  r = _cli("--config=configs/nope.py", f"--workdir={tmp_path}")
   assert r.returncode != 0 and "Traceback" not in r.stderr
   err = r.stderr.strip()
   assert len(err.splitlines()) == 1, err
