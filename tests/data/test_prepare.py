@@ -6,6 +6,7 @@ records read back, partial / unreadable / stale prepared datasets."""
 import dataclasses
 import errno
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -111,7 +112,7 @@ def _a_test_poster(root) -> pathlib.Path:
 
 def _garble_wav(root, clip_id: str) -> str:
   (root / "audio" / f"{clip_id}.wav").write_bytes(b"RIFF" + os.urandom(64))
-  return repr(clip_id)
+  return str(root / "audio" / f"{clip_id}.wav")
 
 
 def _ave_test_clip(root):
@@ -160,38 +161,41 @@ CASES = [
     Case(
         mmimdb.Mmimdb,
         write=lambda d: fakes.write_mmimdb_raw(d / "mmimdb", n=10),
-        prepare=lambda data_dir, src, image_size=(8, 8): mmimdb.prepare(
-            data_dir, src, image_size),
+        prepare=lambda data_dir, src, image_size=(8, 8), **kw: (
+            mmimdb.prepare(data_dir, src, image_size, **kw)),
         break_source=lambda src: _unlink(_a_test_poster(src)),
         corrupt_file=lambda src: _truncate(_a_test_poster(src), 0.3),
         make_stale=lambda src: (src / "split.json").write_text(json.dumps(
-            json.loads((src / "split.json").read_text()), indent=1)),
-        option=({"image_size": (12, 8)}, "image_size = [8, 8], not [12, 8]")),
+            json.loads((src / "split.json").read_text()), indent=1))),
     Case(
         food101.UpmcFood101,
         write=lambda d: fakes.write_food101(d / "food101", n_train=3,
                                             n_test=1),
-        prepare=lambda data_dir, src, image_size=(8, 8): food101.prepare(
-            data_dir, src, image_size),
+        prepare=lambda data_dir, src, image_size=(8, 8), **kw: (
+            food101.prepare(data_dir, src, image_size, **kw)),
         break_source=lambda src: _unlink(src / "texts" / "test_titles.csv",
                                          "texts/test_titles.csv"),
         corrupt_file=lambda src: _truncate(
             src / "images" / "test" / "donuts" / "donuts_0.jpg", 0.3),
         make_stale=lambda src: _append_row(
             src / "texts" / "train_titles.csv", "donuts_77.jpg,new,donuts\n"),
-        option=({"image_size": (12, 8)}, "image_size = [8, 8], not [12, 8]")),
+        # Each image size and validation fraction (in thousandths) has a
+        # folder of its own; options that round to the same name are stale.
+        option=({"validation_fraction": 0.0502},
+                "validation_fraction = 0.05, not 0.0502")),
     Case(
         ave.Ave,
         write=_write_ave,
-        prepare=lambda data_dir, src: ave.prepare(data_dir, src, CLIPS),
+        prepare=lambda data_dir, src, **kw: ave.prepare(
+            data_dir, src, dataclasses.replace(CLIPS, **kw)),
         break_source=lambda src: _unlink(src / "valSet.txt"),
         corrupt_file=lambda src: _garble_wav(src, _ave_test_clip(src)),
         make_stale=lambda src: _reverse_lines(src / "testSet.txt")),
     Case(
         kinetics_sounds.KineticsSounds,
         write=_write_kinetics_sounds,
-        prepare=lambda data_dir, src: kinetics_sounds.prepare(data_dir, src,
-                                                              CLIPS),
+        prepare=lambda data_dir, src, **kw: kinetics_sounds.prepare(
+            data_dir, src, dataclasses.replace(CLIPS, **kw)),
         break_source=lambda src: _unlink(src / "my_test.txt"),
         corrupt_file=lambda src: _garble_wav(src, _ks_test_clip(src)),
         make_stale=lambda src: _reverse_lines(src / "my_test.txt")),
@@ -310,6 +314,9 @@ def test_corrupt_source_file_found_while_preparing(case, tmp_path):
   with pytest.raises(DataError) as e:
     case.prepare(data_dir, source)
   assert damaged in str(e.value) and "cannot be" in str(e.value)
+  if case.name != "avmnist":  # one item of many: past data.max_bad_fraction
+    assert prepare.MAX_BAD_KEY in str(e.value)
+    assert "data.manual_dir" in str(e.value)
   # Nothing half-made is left to be refused as partial on the rerun.
   assert not (data_dir / case.name).exists()
   _write(case, tmp_path / "src")  # the user restores the file
@@ -425,3 +432,159 @@ def test_each_builder_names_its_own_file_as_code_path():
     module = c.builder_cls.__module__.rsplit(".", 1)[1]
     assert c.builder_cls.code_path.name == f"{module}.py"
     assert c.builder_cls.code_path.is_file()
+
+
+# --- prepared datasets named by what shapes their records --------------------
+
+IMAGE_TEXT = [c for c in CASES if c.name in ("mmimdb", "upmc_food101")]
+
+
+def _mtimes(folder: pathlib.Path) -> dict:
+  return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", IMAGE_TEXT, ids=ids)
+def test_image_sizes_coexist_in_one_data_dir(case, tmp_path):
+  source = _write(case, tmp_path / "src")
+  data_dir = tmp_path / "tfds"
+  first = case.prepare(data_dir, source, image_size=(16, 16))
+  before = _mtimes(pathlib.Path(first.data_dir))
+  second = case.prepare(data_dir, source, image_size=(24, 24))
+  assert first.data_dir != second.data_dir
+  assert _mtimes(pathlib.Path(first.data_dir)) == before  # not rewritten
+  for size in ((16, 16), (24, 24)):  # both load, each with its own shape
+    builder = case.prepare(data_dir, source, image_size=size)
+    assert builder.builder_config.name.startswith(f"s{size[0]}x{size[1]}")
+    for split in prepare.SPLITS:
+      records = builder.as_data_source(split)
+      assert records[0]["image"].shape == size + (3,)
+  assert _mtimes(pathlib.Path(first.data_dir)) == before
+
+
+@pytest.mark.parametrize("case", IMAGE_TEXT, ids=ids)
+def test_default_shape_keeps_the_unnamed_folder(case, tmp_path):
+  """The defaults are prepared where the code before config names put them
+  (<name>/<version>/), so those datasets are still found; one that code
+  prepared at another size there is refused before any read, saying so."""
+  source = _write(case, tmp_path / "src")
+  data_dir = tmp_path / "tfds"
+  default = case.builder_cls.IMAGE_SIZE
+  builder = case.prepare(data_dir, source, image_size=default)
+  folder = data_dir / case.name / str(case.builder_cls.VERSION)
+  assert pathlib.Path(builder.data_dir) == folder
+  assert builder.builder_config is None
+  # As the old code left it after a `:small` run: 32 x 32 in that folder.
+  meta_path = folder / "metadata.json"
+  meta = json.loads(meta_path.read_text())
+  meta["image_size"] = [32, 32]
+  meta_path.write_text(json.dumps(meta))
+  with pytest.raises(DataError) as e:
+    case.prepare(data_dir, source, image_size=default)
+  msg = str(e.value)
+  for fragment in (str(folder), "so it is stale", "older version",
+                   f"image_size = [32, 32], not {list(default)}", "delete"):
+    assert fragment in msg, (fragment, msg)
+  assert "\n" not in msg
+  # 32 x 32 now has its own folder: prepared beside it, not refused.
+  small = case.prepare(data_dir, source, image_size=(32, 32))
+  assert pathlib.Path(small.data_dir).parent.parent == data_dir / case.name
+
+
+# --- unreadable items of the user's files ------------------------------------
+
+
+def _corrupt_poster(src):
+  path = _a_test_poster(src)
+  _truncate(path, 0.3)
+  return "test", f"dataset/{path.name}", 1
+
+
+def _malformed_movie_json(src):
+  path = _a_test_poster(src).with_suffix(".json")
+  path.write_text('{"plot": ["unterminated')
+  return "test", f"dataset/{path.name}", 1
+
+
+def _corrupt_food_photo(src):
+  _truncate(src / "images" / "test" / "donuts" / "donuts_0.jpg", 0.3)
+  return "test", "images/test/donuts/donuts_0.jpg", 1
+
+
+def _malformed_food_row(src):
+  path = src / "texts" / "test_titles.csv"
+  n = len(path.read_text(encoding="utf-8").splitlines())
+  _append_row(path, "only_a_filename.jpg\n")
+  return "test", f"texts/test_titles.csv:{n + 1}", 0  # never was a record
+
+
+def _garbled_wav_of(clip):
+  def damage(src):
+    clip_id = clip(src)
+    _garble_wav(src, clip_id)
+    return "test", f"audio/{clip_id}.wav", 1
+  return damage
+
+
+def _corrupt_frame_of(clip):
+  def damage(src):
+    clip_id = clip(src)
+    _truncate(src / "frames" / clip_id / "00.jpg", 0.3)  # a picked frame
+    return "test", f"frames/{clip_id}/00.jpg", 1
+  return damage
+
+
+_BY_NAME = {c.name: c for c in CASES}
+BAD_ITEMS = [
+    ("mmimdb", _corrupt_poster), ("mmimdb", _malformed_movie_json),
+    ("upmc_food101", _corrupt_food_photo),
+    ("upmc_food101", _malformed_food_row),
+    ("ave", _garbled_wav_of(_ave_test_clip)),
+    ("ave", _corrupt_frame_of(_ave_test_clip)),
+    ("kinetics_sounds", _garbled_wav_of(_ks_test_clip)),
+]
+bad_ids = [f"{n}-{d.__name__.strip('_')}" for n, d in BAD_ITEMS]
+
+
+@pytest.mark.parametrize("name,damage", BAD_ITEMS, ids=bad_ids)
+def test_an_unreadable_item_is_skipped_and_named(name, damage, pristine,
+                                                 tmp_path, caplog):
+  case = _BY_NAME[name]
+  source = _write(case, tmp_path / "src")
+  split, bad_file, lost = damage(source)
+  data_dir = tmp_path / "tfds"
+  with caplog.at_level(logging.WARNING):
+    builder = case.prepare(data_dir, source, max_bad_fraction=0.5)
+  assert bad_file in caplog.text and "cannot be read" in caplog.text
+  want = dict(pristine(case).sizes)
+  want[split] -= lost
+  assert _sizes(builder) == want
+  # Recorded in the prepared dataset's metadata (read back from disk).
+  reread = case.prepare(data_dir, source, max_bad_fraction=0.5)
+  bad = reread.info.metadata["bad_items"]
+  assert bad[split]["files"] == [bad_file] and bad[split]["count"] == 1
+  assert all(bad[s]["count"] == 0 for s in prepare.SPLITS if s != split)
+  assert reread.info.metadata["max_bad_fraction"] == 0.5
+
+
+@pytest.mark.parametrize("name,damage", BAD_ITEMS, ids=bad_ids)
+def test_unreadable_items_past_the_threshold_stop_preparation(
+    name, damage, tmp_path):
+  case = _BY_NAME[name]
+  source = _write(case, tmp_path / "src")
+  _, bad_file, _ = damage(source)
+  data_dir = tmp_path / "tfds"
+  with pytest.raises(DataError) as e:  # 0: below one item of any split
+    case.prepare(data_dir, source, max_bad_fraction=0.0)
+  msg = str(e.value)
+  assert str(source / bad_file) in msg and "data.max_bad_fraction" in msg
+  assert "data.manual_dir" in msg and str(data_dir) not in msg
+  assert "\n" not in msg
+  assert not (data_dir / case.name).exists()  # nothing half-made is left
+
+
+@pytest.mark.parametrize("case", IMAGE_TEXT + [_BY_NAME["ave"]], ids=ids)
+def test_max_bad_fraction_must_be_a_fraction(case, tmp_path):
+  source = _write(case, tmp_path / "src")
+  with pytest.raises(DataError, match="data.max_bad_fraction = 1.5"):
+    case.prepare(tmp_path / "tfds", source, max_bad_fraction=1.5)
+  assert not (tmp_path / "tfds").exists()

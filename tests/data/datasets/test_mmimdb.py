@@ -46,7 +46,8 @@ def test_raw_round_trip(raw_dir, tmp_path):
   assert b["label"].dtype == np.float32 and b["label"].shape == (16, 23)
   assert b["image"].shape == (16, 16, 16, 3) and b["present"].all()
   # Tokenizer cached next to the prepared data, reused on reload.
-  tok = tmp_path / "tfds" / "mmimdb" / "tokenizer_wordpiece_200.json"
+  # (in the folder of its 16 x 16 posters: mmimdb/s16x16/)
+  tok = tmp_path / "tfds" / "mmimdb" / "s16x16" / "tokenizer_wordpiece_200.json"
   mtime = tok.stat().st_mtime_ns
   mmimdb.load(_cfg(tmp_path / "tfds", raw_dir))
   assert tok.stat().st_mtime_ns == mtime

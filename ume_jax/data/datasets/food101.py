@@ -14,7 +14,11 @@ Classes are the sorted folder names of ``images/train`` (101 for the real
 data). CSVs are read with the ``csv`` module (titles may hold commas and
 quotes). A row whose image file is missing (or whose class is not a folder
 of ``images/train``) is skipped and counted; the counts are logged and kept
-in ``metadata["skipped_rows"]``.
+in ``metadata["skipped_rows"]``. A photo that does not decode and a
+malformed row (fewer than 3 fields) are skipped too, and counted per split
+against ``data.max_bad_fraction`` (0.01; ``prepare.BadItems``: warned, named
+in ``metadata["bad_items"]``); past it preparation stops with a DataError
+naming the files.
 
 Splits: test = test_titles.csv; validation = ``data.validation_fraction``
 (default 5%) of each class's train rows, at least one, chosen by a fixed
@@ -22,7 +26,9 @@ seeded permutation of the rows sorted by filename (``VALIDATION_SEED``);
 train = the rest. Records keep the filename order within a split.
 
 Stored: ``image`` uint8 (H, W, 3), resized (bilinear, aspect not kept) to
-``data.image_size`` (default 128 x 128); ``text`` the title as UTF-8;
+``data.image_size`` (default 128 x 128; ``upmc_food101/1.0.0/`` at the
+default size and validation fraction, ``upmc_food101/s32x32_v050/1.0.0/``
+for 32 x 32 and 5%, ... otherwise, side by side); ``text`` the title as UTF-8;
 ``label`` int32 class index; ``id`` the filename. Titles are tokenised at load
 (``frontends/text_tokenizer.py``; ``data.vocab_size`` 8000,
 ``data.max_len`` 32).
@@ -85,18 +91,22 @@ def check_manual_dir(manual_dir, validation_fraction=VALIDATION_FRACTION
   return {"dir": d, "classes": classes, "fingerprint": fp}
 
 
-def _rows(d: pathlib.Path, split: str, classes, skipped: dict):
-  """(filename, title, class index) of rows whose image exists."""
+def _rows(d: pathlib.Path, split: str, classes, skipped: dict,
+          malformed: list):
+  """(filename, title, class index) of rows whose image exists; the lines
+  with fewer than 3 fields go to ``malformed`` as "texts/<csv>:<line>"."""
   path = d / "texts" / f"{split}_titles.csv"
   index = {c: i for i, c in enumerate(classes)}
   out = []
   try:
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-      for row in csv.reader(f):
+      reader = csv.reader(f)
+      for row in reader:
         if not row:
           continue
         if len(row) < 3:
           skipped["malformed"] += 1
+          malformed.append(f"texts/{path.name}:{reader.line_num}")
           continue
         # A title with unquoted commas spreads over several fields.
         name, title, cls = row[0].strip(), ",".join(row[1:-1]), row[-1].strip()
@@ -106,7 +116,7 @@ def _rows(d: pathlib.Path, split: str, classes, skipped: dict):
           skipped["missing_image"] += 1
         else:
           out.append((name, title, index[cls]))
-  except OSError as e:
+  except (OSError, csv.Error) as e:
     raise DataError(f"food101 file {os.fspath(path)!r} cannot be read ({e})."
                     " " + _layout(os.fspath(d))) from e
   return sorted(out)
@@ -135,17 +145,29 @@ class UpmcFood101(image_text.ImageTextBuilder):
   MULTILABEL = False
   DESCRIPTION = __doc__
   FINGERPRINT = "CSV sizes or classes"
+  IMAGE_SIZE = IMAGE_SIZE
 
   def __init__(self, *, validation_fraction=VALIDATION_FRACTION, **kwargs):
     self._validation_fraction = float(validation_fraction)
     super().__init__(**kwargs)
+
+  def _config_name(self) -> str | None:
+    # The validation fraction changes the splits, so it is in the name as
+    # the clip datasets' (thousandths); None at the defaults.
+    if (self._image_size == IMAGE_SIZE
+        and self._validation_fraction == VALIDATION_FRACTION):
+      return None
+    return (f"{self._size_name()}"
+            f"_v{round(self._validation_fraction * 1000):03d}")
 
   def _split_generators(self, dl_manager):
     del dl_manager
     found = check_manual_dir(self._manual, self._validation_fraction)
     d, classes = found["dir"], found["classes"]
     skipped = {"missing_image": 0, "unknown_class": 0, "malformed": 0}
-    rows = {s: _rows(d, s, classes, skipped) for s in ("train", "test")}
+    malformed = {"train": [], "test": []}
+    rows = {s: _rows(d, s, classes, skipped, malformed[s])
+            for s in ("train", "test")}
     if not rows["train"] or not rows["test"]:
       raise DataError(f"food101: no usable rows in the train or test CSV of"
                       f" {os.fspath(d)!r} (skipped: {skipped}). "
@@ -159,41 +181,66 @@ class UpmcFood101(image_text.ImageTextBuilder):
         "image_size": list(self._image_size), "classes": classes,
         "validation_fraction": self._validation_fraction,
         "skipped_rows": skipped})
-    return {"train": self._generate_examples(d, "train", train),
-            "validation": self._generate_examples(d, "train", val),
-            "test": self._generate_examples(d, "test", rows["test"])}
+    # A malformed CSV line counts against the split it would have fed (its
+    # train rows: train; validation is carved from them).
+    self._start_bad_items(d, {
+        "train": len(train) + len(malformed["train"]),
+        "validation": len(val),
+        "test": len(rows["test"]) + len(malformed["test"])})
+    for split, lines in malformed.items():
+      for line in lines:
+        self._bad.skip(split, prepare_lib.BadItem(
+            d / line, "a CSV row with fewer than 3 fields (filename, title,"
+            " class)"))
+    return {"train": self._generate_examples(d, "train", "train", train),
+            "validation": self._generate_examples(d, "validation", "train",
+                                                  val),
+            "test": self._generate_examples(d, "test", "test", rows["test"])}
 
-  def _generate_examples(self, d, folder, rows):
+  def _generate_examples(self, d, split, folder, rows):
     classes = self.info.metadata["classes"]
     for i, (name, title, c) in enumerate(rows):
-      image = self._read_image(d / "images" / folder / classes[c] / name)
+      try:
+        image = self._read_image(d / "images" / folder / classes[c] / name)
+      except prepare_lib.BadItem as e:
+        self._bad.skip(split, e)
+        continue
       yield i, {"image": image, "text": title.encode("utf-8"),
                 "label": np.int32(c), "id": name.encode("utf-8")}
+    self._bad.done(split)
 
 
 def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE,
-            validation_fraction=VALIDATION_FRACTION) -> UpmcFood101:
+            validation_fraction=VALIDATION_FRACTION,
+            max_bad_fraction=None) -> UpmcFood101:
   """Returns a builder whose dataset is prepared in `data_dir`, checked
-  (``image_text.prepare``)."""
+  (``image_text.prepare``): ``upmc_food101/1.0.0/`` at the default image
+  size and validation fraction, ``upmc_food101/s<H>x<W>_v<thousandths>/
+  1.0.0/`` otherwise. `max_bad_fraction` (data.max_bad_fraction, None:
+  ``prepare.DEFAULT_MAX_BAD_FRACTION``): how much of a split may be skipped
+  as unreadable."""
   fraction = float(validation_fraction)
   return image_text.prepare(
       UpmcFood101, data_dir, manual_dir, image_size,
       functools.partial(check_manual_dir, validation_fraction=fraction),
-      options={"validation_fraction": fraction}, validation_fraction=fraction)
+      options={"validation_fraction": fraction},
+      max_bad_fraction=max_bad_fraction, validation_fraction=fraction)
 
 
 def load(data_config):
   """Registry factory: prepares (if needed) and returns the food101 Dataset.
 
   data_config keys (read with .get): manual_dir, data_dir, image_size
-  ((128, 128)), validation_fraction (0.05), vocab_size (8000), max_len (32),
-  augment (random shift), worker_count, worker_buffer_size, read_threads,
-  cache_in_memory (False).
+  ((128, 128)), validation_fraction (0.05), max_bad_fraction (0.01),
+  vocab_size (8000), max_len (32), augment (random shift), worker_count,
+  worker_buffer_size, read_threads, cache_in_memory (False).
   """
   image_size = tuple(data_config.get("image_size") or IMAGE_SIZE)
   builder = prepare(data_config.get("data_dir"),
                     data_config.get("manual_dir") or None, image_size,
                     data_config.get("validation_fraction")
-                    or VALIDATION_FRACTION)
+                    or VALIDATION_FRACTION,
+                    data_config.get("max_bad_fraction",
+                                    prepare_lib.DEFAULT_MAX_BAD_FRACTION))
   return image_text.load_image_text(builder, NAME, data_config, image_size,
                                     STATS, default_max_len=32)

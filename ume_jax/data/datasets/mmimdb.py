@@ -23,9 +23,16 @@ The raw form is used when ``split.json`` exists, else the hdf5 form.
 Genre order (label index) is the frequency order of Arevalo et al. /
 MultiBench / MAP (``GENRES``); genres outside it are ignored.
 
+A movie whose poster does not decode or whose json is malformed is skipped
+and counted per split (``prepare.BadItems``: warned, named in
+``metadata["bad_items"]``), up to ``data.max_bad_fraction`` (0.01) of the
+split; past it preparation stops with a DataError naming the files.
+
 Stored: ``image`` uint8 (H, W, 3), the poster resized (bilinear, aspect not
 kept) to ``data.image_size`` (default 128 x 80: posters are ~1.6:1 and 256 x
-160 in the hdf5; halved to keep CPU cost down); ``text`` the first plot as
+160 in the hdf5; halved to keep CPU cost down), in ``mmimdb/1.0.0/`` at the
+default size and ``mmimdb/s<H>x<W>/1.0.0/`` at others, so the ``:small``
+config's 32 x 32 posters and the full config's live side by side; ``text`` the first plot as
 UTF-8 bytes; ``label`` uint8 (23,) multi-hot; ``id``. Text is tokenised at
 load time with a WordPiece tokenizer trained on the train split
 (``frontends/text_tokenizer.py``; ``data.vocab_size`` 8000,
@@ -155,15 +162,23 @@ def _id_str(x) -> str:
 
 
 def _read_movie(json_path: pathlib.Path) -> tuple[str, list[str]]:
+  """(first plot, genres) of a movie's json; ``prepare.BadItem`` naming it
+  if it is not a JSON object (with "plot" a list of strings or a string and
+  "genres" a list)."""
   try:
     meta = json.loads(json_path.read_text(encoding="utf-8"))
-  except (OSError, ValueError) as e:
-    raise DataError(f"mmimdb file {os.fspath(json_path)!r} is not valid JSON"
-                    f" ({e}); each movie's json needs \"plot\" (a list of"
-                    " strings) and \"genres\".") from e
-  plot = meta.get("plot") or [""]
-  plot = plot[0] if isinstance(plot, list) else str(plot)
-  return str(plot), [str(g) for g in meta.get("genres") or []]
+    if not isinstance(meta, dict):
+      raise ValueError(f"a JSON {type(meta).__name__}, not an object")
+    plot = meta.get("plot") or [""]
+    plot = plot[0] if isinstance(plot, list) else str(plot)
+    genres = meta.get("genres") or []
+    if not isinstance(genres, list):
+      raise ValueError(f"\"genres\" is a {type(genres).__name__}, not a list")
+  except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+    raise prepare_lib.BadItem(
+        json_path, f"{type(e).__name__}: {e}; each movie's json needs"
+        " \"plot\" (a list of strings) and \"genres\"") from e
+  return str(plot), [str(g) for g in genres]
 
 
 def _multi_hot(genres) -> np.ndarray:
@@ -184,6 +199,7 @@ class Mmimdb(image_text.ImageTextBuilder):
   MULTILABEL = True
   DESCRIPTION = __doc__
   FINGERPRINT = "form, split.json size or split counts"
+  IMAGE_SIZE = IMAGE_SIZE
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -192,52 +208,76 @@ class Mmimdb(image_text.ImageTextBuilder):
                                "fingerprint": found["fingerprint"],
                                "image_size": list(self._image_size),
                                "genres": list(GENRES)})
+    if found["form"] == "raw":
+      totals = {s: len(found["ids"][s]) for s in SPLITS}
+    else:
+      b = found["bounds"]
+      totals = {s: b[i + 1] - b[i] for i, s in enumerate(SPLITS)}
+    self._start_bad_items(found["dir"], totals)
     return {s: self._generate_examples(found, s) for s in SPLITS}
 
   def _generate_examples(self, found, split):
     if found["form"] == "raw":
-      return self._raw(found, found["ids"][split])
+      return self._raw(found, split, found["ids"][split])
     b = found["bounds"]
     i = SPLITS.index(split)
-    return self._hdf5(found, b[i], b[i + 1])
+    return self._hdf5(found, split, b[i], b[i + 1])
 
-  def _raw(self, found, ids):
+  def _raw(self, found, split, ids):
     for i, movie in enumerate(ids):
-      plot, genres = _read_movie(found["json_dir"] / f"{movie}.json")
-      image = self._read_image(found["image_dir"] / f"{movie}.jpeg")
+      try:
+        plot, genres = _read_movie(found["json_dir"] / f"{movie}.json")
+        image = self._read_image(found["image_dir"] / f"{movie}.jpeg")
+      except prepare_lib.BadItem as e:
+        self._bad.skip(split, e)
+        continue
       yield i, {"image": image, "text": plot.encode("utf-8"),
                 "label": _multi_hot(genres), "id": movie.encode()}
+    self._bad.done(split)
 
-  def _hdf5(self, found, start, stop):
+  def _hdf5(self, found, split, start, stop):
     import h5py  # pylint: disable=g-import-not-at-top
     with h5py.File(found["path"], "r") as f:
       for i in range(start, stop):
         movie = _id_str(f["imdb_ids"][i])
         path = found["json_dir"] / f"{movie}.json"
-        plot = _read_movie(path)[0] if path.is_file() else ""
+        try:
+          plot = _read_movie(path)[0] if path.is_file() else ""
+        except prepare_lib.BadItem as e:
+          self._bad.skip(split, e)
+          continue
         image = self._resize(Image.fromarray(
             np.ascontiguousarray(np.transpose(f["images"][i], (1, 2, 0)))))
         label = (np.asarray(f["genres"][i]) > 0).astype(np.uint8)
         yield i - start, {"image": image, "text": plot.encode("utf-8"),
                           "label": label, "id": movie.encode()}
+    self._bad.done(split)
 
 
-def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE) -> Mmimdb:
+def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE,
+            max_bad_fraction=None) -> Mmimdb:
   """Returns a builder whose dataset is prepared in `data_dir`, checked
-  (``image_text.prepare``)."""
+  (``image_text.prepare``): ``mmimdb/1.0.0/`` at the default image size,
+  ``mmimdb/s<H>x<W>/1.0.0/`` at others. `max_bad_fraction`
+  (data.max_bad_fraction, None: ``prepare.DEFAULT_MAX_BAD_FRACTION``):
+  how much of a split may be skipped as unreadable."""
   return image_text.prepare(Mmimdb, data_dir, manual_dir, image_size,
-                            check_manual_dir)
+                            check_manual_dir,
+                            max_bad_fraction=max_bad_fraction)
 
 
 def load(data_config):
   """Registry factory: prepares (if needed) and returns the mmimdb Dataset.
 
   data_config keys (read with .get): manual_dir, data_dir, image_size
-  ((128, 80)), vocab_size (8000), max_len (128), augment (random shift),
-  worker_count, worker_buffer_size, read_threads, cache_in_memory (False).
+  ((128, 80)), max_bad_fraction (0.01), vocab_size (8000), max_len (128),
+  augment (random shift), worker_count, worker_buffer_size, read_threads,
+  cache_in_memory (False).
   """
   image_size = tuple(data_config.get("image_size") or IMAGE_SIZE)
   builder = prepare(data_config.get("data_dir"),
-                    data_config.get("manual_dir") or None, image_size)
+                    data_config.get("manual_dir") or None, image_size,
+                    data_config.get("max_bad_fraction",
+                                    prepare_lib.DEFAULT_MAX_BAD_FRACTION))
   return image_text.load_image_text(builder, NAME, data_config, image_size,
                                     image_text.STATS, default_max_len=128)

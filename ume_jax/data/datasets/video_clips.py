@@ -34,6 +34,10 @@ Records keep the split list's order minus skipped clips (their ids are in
 Clips whose frames or wav are missing are skipped and counted (logged, and
 kept in the dataset's metadata); more than ``max_missing_fraction`` of them
 missing is a DataError (it usually means a wrong path or a failed extraction).
+Clips whose files are there but do not decode (a corrupt JPEG or wav) are
+skipped and counted per split separately, against ``max_bad_fraction``
+(``data.max_bad_fraction``, 0.01: a damaged copy, not an expected loss;
+``prepare.BadItems``), and named in ``metadata["bad_items"]``.
 """
 import abc
 import dataclasses
@@ -77,11 +81,15 @@ class ClipOptions:
   n_mels: int = 128
   audio_frames: int = 1024
   max_missing_fraction: float = 0.05
+  # Clips whose files are there but do not decode: prepare.BadItems.
+  max_bad_fraction: float = prepare_lib.DEFAULT_MAX_BAD_FRACTION
   validation_fraction: float = 0.1  # only for datasets without a val list
   audio_front_end: str = "fbank"    # or "whisper"
   audio_seconds: float = 10.0       # whisper only (fbank: audio_frames)
 
   def __post_init__(self):
+    object.__setattr__(self, "max_bad_fraction",
+                       prepare_lib.max_bad_fraction(self.max_bad_fraction))
     if self.audio_front_end not in AUDIO_FRONT_ENDS:
       raise DataError(f"data.audio_front_end = {self.audio_front_end!r};"
                       f" expected one of {list(AUDIO_FRONT_ENDS)}.")
@@ -256,23 +264,41 @@ class ClipBuilder(prepare_lib.ArrayRecordBuilder, skip_registration=True):
         "lists_sha256": _lists_sha256(type(self), d),
         "missing_clips": missing, "options": dataclasses.asdict(self._options),
     })
-    return {s: self._generate_examples(d, kept[s]) for s in SPLITS}
+    self._bad = prepare_lib.BadItems(self.name, d,
+                                     self._options.max_bad_fraction,
+                                     self.info.metadata)
+    for s in SPLITS:
+      self._bad.expect(s, len(kept[s]))
+    return {s: self._generate_examples(d, s, kept[s]) for s in SPLITS}
 
-  def _generate_examples(self, d: pathlib.Path, clips: list[Clip]):
+  def _generate_examples(self, d: pathlib.Path, split: str,
+                         clips: list[Clip]):
     o = self._options
     for i, c in enumerate(clips):
       files = frame_files(d / "frames", c.clip_id)
       wav = d / "audio" / f"{c.clip_id}.wav"
       try:
-        visual = np.stack([load_frame(files[j], o.image_size)
+        visual = np.stack([_decode(load_frame, files[j], o.image_size)
                            for j in pick_frames(len(files), o.num_frames)])
-        audio = o.stored_audio(wav)
-      except (OSError, ValueError) as e:  # corrupt JPEG / wav
-        raise DataError(f"{self.name} clip {c.clip_id!r} in {os.fspath(d)!r}"
-                        f" cannot be decoded ({type(e).__name__}: {e}); re-"
-                        "extract it or delete its frames/ and audio/ files"
-                        " (missing clips are skipped).") from e
+        audio = _decode(o.stored_audio, wav)
+      except prepare_lib.BadItem as e:
+        self._bad.skip(split, e)
+        continue
       yield i, {"visual": visual, "audio": audio, "label": c.label}
+    self._bad.done(split)
+
+
+def _decode(read: Callable[..., np.ndarray], path: pathlib.Path, *args):
+  """``read(path, *args)``; a file that does not decode (a corrupt JPEG or
+  wav) is a ``prepare.BadItem`` naming it."""
+  try:
+    return read(path, *args)
+  except (OSError, ValueError, SyntaxError,
+          Image.DecompressionBombError) as e:
+    raise prepare_lib.BadItem(
+        path, f"{type(e).__name__}: {e}; extract the clip again, or delete"
+        " its frames/ and audio/ files (missing clips are skipped up to"
+        " data.max_missing_fraction)") from e
 
 
 def _lists_sha256(cls, d: pathlib.Path) -> str:
