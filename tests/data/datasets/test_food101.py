@@ -44,8 +44,8 @@ def test_round_trip_and_validation_split(food_dir, tmp_path):
       seen[name] = split
   assert len(seen) == 40 and sorted(seen.values()).count("validation") == 4
   # 16 x 16 is not the default size: its own folder, named by its shape.
-  meta = json.loads((tmp_path / "tfds" / "upmc_food101" / "s16x16_v050" / "1.0.0" /
-                     "metadata.json").read_text())
+  meta = json.loads((tmp_path / "tfds" / "upmc_food101" / "s16x16_v050"
+                     / "1.0.0" / "metadata.json").read_text())
   assert meta["skipped_rows"]["missing_image"] == 2
   b = next(ds.eval_batches("test", 16, None, process_index=0,
                            process_count=1))

@@ -47,7 +47,8 @@ def test_raw_round_trip(raw_dir, tmp_path):
   assert b["image"].shape == (16, 16, 16, 3) and b["present"].all()
   # Tokenizer cached next to the prepared data, reused on reload.
   # (in the folder of its 16 x 16 posters: mmimdb/s16x16/)
-  tok = tmp_path / "tfds" / "mmimdb" / "s16x16" / "tokenizer_wordpiece_200.json"
+  tok = (tmp_path / "tfds" / "mmimdb" / "s16x16"
+         / "tokenizer_wordpiece_200.json")
   mtime = tok.stat().st_mtime_ns
   mmimdb.load(_cfg(tmp_path / "tfds", raw_dir))
   assert tok.stat().st_mtime_ns == mtime
@@ -101,3 +102,13 @@ def test_small_config_end_to_end(raw_dir, tmp_path):
       assert {"f1_micro", "f1_macro", "f1_samples", "f1_weighted"} <= set(
           values)
       assert all(np.isfinite(v) for v in values.values())
+
+
+def test_max_bad_fraction_is_read_from_the_data_config(tmp_path):
+  broken = fakes.write_mmimdb_raw(tmp_path / "broken", n=10)
+  (broken / "dataset" / f"{IDS[0]}.json").write_text("{not json")
+  # Default 0.01: one bad movie of the 6 of train is too many.
+  with pytest.raises(DataError, match="data.max_bad_fraction = 0.01"):
+    mmimdb.load(_cfg(tmp_path / "tfds", broken))
+  ds = mmimdb.load(_cfg(tmp_path / "tfds", broken, max_bad_fraction=0.2))
+  assert ds.spec.split_sizes["train"] == 5

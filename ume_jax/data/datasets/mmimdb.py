@@ -32,8 +32,8 @@ Stored: ``image`` uint8 (H, W, 3), the poster resized (bilinear, aspect not
 kept) to ``data.image_size`` (default 128 x 80: posters are ~1.6:1 and 256 x
 160 in the hdf5; halved to keep CPU cost down), in ``mmimdb/1.0.0/`` at the
 default size and ``mmimdb/s<H>x<W>/1.0.0/`` at others, so the ``:small``
-config's 32 x 32 posters and the full config's live side by side; ``text`` the first plot as
-UTF-8 bytes; ``label`` uint8 (23,) multi-hot; ``id``. Text is tokenised at
+config's 32 x 32 posters and the full config's live side by side; ``text``
+the first plot as UTF-8 bytes; ``label`` uint8 (23,) multi-hot; ``id``. Text is tokenised at
 load time with a WordPiece tokenizer trained on the train split
 (``frontends/text_tokenizer.py``; ``data.vocab_size`` 8000,
 ``data.max_len`` 128).
