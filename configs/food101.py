@@ -32,7 +32,10 @@ def get_config(arg=None):
   c.data = ml_collections.ConfigDict(dict(
       name="food101", data_dir="", manual_dir="", worker_count=0,
       augment=True, image_size=(128, 128), validation_fraction=0.05,
-      vocab_size=8000, max_len=32))
+      vocab_size=8000, max_len=32,
+      # Unreadable photos / title rows are skipped and counted, per split,
+      # up to this fraction of its items; more stops preparation.
+      max_bad_fraction=0.01))
   c.model.encoders = ml_collections.ConfigDict({
       "image": common.encoder(name="resnet18", kwargs={}),
       "text": common.encoder(name="text_transformer", kwargs=dict(

@@ -33,7 +33,10 @@ def get_config(arg=None):
   c = common.base()
   c.data = ml_collections.ConfigDict(dict(
       name="mmimdb", data_dir="", manual_dir="", worker_count=0,
-      augment=True, image_size=(128, 80), vocab_size=8000, max_len=128))
+      augment=True, image_size=(128, 80), vocab_size=8000, max_len=128,
+      # Unreadable posters / movie JSONs are skipped and counted, per split,
+      # up to this fraction of its items; more stops preparation.
+      max_bad_fraction=0.01))
   c.model.encoders = ml_collections.ConfigDict({
       "image": common.encoder(name="resnet18", kwargs={}),
       "text": common.encoder(name="text_transformer", kwargs=dict(

@@ -35,7 +35,8 @@ def get_config(dataset: str, arg=None):
       num_frames=3, image_size=112, n_mels=128, audio_frames=1024,
       audio_front_end="fbank",  # or "whisper" (Whisper's log-mel)
       audio_seconds=10.0,       # whisper front end only: 100 frames a second
-      max_missing_fraction=0.05,
+      max_missing_fraction=0.05,  # clips gone from the lists' sources
+      max_bad_fraction=0.01,      # clips whose frames / wav do not decode
       validation_fraction=0.1,  # kinetics_sounds only (AVE has valSet.txt)
       worker_count=0, augment=False, cache_in_memory=False))
   c.model.encoders = ml_collections.ConfigDict({
