@@ -353,9 +353,9 @@ def check_prerequisites(s: Setup, workdir: str) -> None:
 
 def run(config, workdir: str) -> dict | None:
   """Runs ``config.stage`` in ``workdir``; returns results when evaluated."""
-  s = setup(config)
   if jax.process_index() == 0:
-    _check_writable(workdir)
+    _check_writable(workdir)   # before any data is read or prepared
+  s = setup(config)
   check_prerequisites(s, workdir)
   announce(f"mesh {dict(s.mesh.shape)} on {s.mesh.size} devices")
   per_seed = []
