@@ -8,6 +8,7 @@ the same command.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -213,6 +214,8 @@ def test_resume_on_another_mesh_and_device_count(pretrained_run):
     dst = experiment.unimodal_dir(moved, m)
     os.makedirs(dst)
     os.symlink(os.path.join(src, "10"), os.path.join(dst, "10"))
+    # The run's record goes with its checkpoint (the mesh is not in it).
+    shutil.copy(os.path.join(src, "provenance.json"), dst)
   # Written on data=4 x fsdp=2 (8 devices), resumed on 2 devices, no fsdp.
   config = _config(tmp, asset, data=2, fsdp=1)
   small = jax.devices()[:2]
