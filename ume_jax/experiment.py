@@ -155,11 +155,13 @@ def training_runs(s: Setup, workdir: str, seed: int | None = None
   return runs
 
 
-# Data settings that say where the data is or how fast it is read, not what
-# it is: a run moved to another data_dir or read with more workers is the
-# same training.
+# Data settings that say where the data is, how fast it is read or how many
+# unreadable files preparation tolerates, not what it is: a run moved to
+# another data_dir or read with more workers is the same training (files
+# that were dropped show in the spec's split sizes).
 _DATA_LOCATION_KEYS = ("data_dir", "manual_dir", "worker_count",
-                       "worker_buffer_size", "read_threads", "cache_in_memory")
+                       "worker_buffer_size", "read_threads", "cache_in_memory",
+                       "max_bad_fraction")
 
 
 def fingerprint(s: Setup, run: TrainingRun) -> dict:
@@ -358,21 +360,19 @@ def run(config, workdir: str) -> dict | None:
   s = setup(config)
   check_prerequisites(s, workdir)
   announce(f"mesh {dict(s.mesh.shape)} on {s.mesh.size} devices")
-  per_seed = []
+  per_seed, reps = [], replicates(config, workdir)
   with preemption.notices():
-    for seed, directory in replicates(config, workdir):
+    for seed, directory in reps:
       for stage in ("pretrain", "finetune"):
         if config.stage in ("all", stage):
           train(s, directory, stage, seed)
       if config.stage in ("all", "eval"):
         per_seed.append(evaluate(s, directory, seed))
-        if len(replicates(config, workdir)) > 1:
+        if len(reps) > 1:
           _write(per_seed[-1], directory, show=False)
   if not per_seed:
     return None
-  results = results_lib.combine(per_seed,
-                                [seed for seed, _ in replicates(config,
-                                                                workdir)])
+  results = results_lib.combine(per_seed, [seed for seed, _ in reps])
   _write(results, workdir, show=True)
   return results
 
