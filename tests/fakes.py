@@ -421,3 +421,70 @@ def check_map_protocol_run(workdir):
               "text 70%", "image 70%", "both 70%")]
   assert len(rows) == 3
   return results
+
+
+# --- Hugging Face snapshot front ends: tokenizer.json, preprocessor_config ---
+
+SNAPSHOT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")  # ids 0..3
+
+
+def snapshot_words() -> list:
+  """The words of the mmimdb and food101 fakes' texts (and letters), so a
+  snapshot tokenizer made from them gives few [UNK]s on those texts."""
+  words = set(MMIMDB_WORDS) | {"a", "second", "plot", "ignored", "quoted",
+                               "recipe", "best", "cafe", "image", "missing"}
+  for c in FOOD_CLASSES:
+    words |= set(c.split("_"))
+  return sorted(words) + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+
+
+def write_wordpiece_tokenizer_json(folder, words=None, padding=None
+                                   ) -> pathlib.Path:
+  """A BERT-style ``folder/tokenizer.json`` made with the tokenizers
+  library: [PAD] 0, [UNK] 1, [CLS] 2, [SEP] 3, then ``words`` and their
+  "##" forms; lowercase; post-processor ``[CLS] $A [SEP]``. ``padding``
+  (e.g. ``dict(length=40, pad_id=3)``) saves a padding setting in it, as
+  some snapshots have."""
+  # pylint: disable=g-import-not-at-top
+  import tokenizers
+  from tokenizers import models, normalizers, pre_tokenizers, processors
+  # pylint: enable=g-import-not-at-top
+  words = list(words or snapshot_words())
+  vocab = list(SNAPSHOT_SPECIALS) + [".", ",", "#", '"', "-"]
+  vocab += [w for w in words if w not in vocab]
+  vocab += ["##" + w for w in words if "##" + w not in vocab]
+  tok = tokenizers.Tokenizer(models.WordPiece(
+      {t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+  tok.normalizer = normalizers.BertNormalizer(lowercase=True,
+                                              strip_accents=True)
+  tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+  tok.post_processor = processors.TemplateProcessing(
+      single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+      special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+  if padding:
+    tok.enable_padding(**padding)
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  tok.save(os.fspath(folder / "tokenizer.json"))
+  return folder / "tokenizer.json"
+
+
+def write_processor_config(folder, **keys) -> pathlib.Path:
+  """``folder/preprocessor_config.json`` as transformers' CLIPImageProcessor
+  writes it: shortest edge 24, centre crop 24 x 24, bicubic, and a mean /
+  std unlike ImageNet's; ``keys`` replace or add keys (None removes)."""
+  cfg = {"crop_size": {"height": 24, "width": 24}, "do_center_crop": True,
+         "do_convert_rgb": True, "do_normalize": True, "do_rescale": True,
+         "do_resize": True, "image_mean": [0.1, 0.2, 0.3],
+         "image_processor_type": "CLIPImageProcessor",
+         "image_std": [0.5, 0.25, 0.125], "resample": 3,
+         "rescale_factor": 1 / 255, "size": {"shortest_edge": 24}}
+  for k, v in keys.items():
+    if v is None:
+      cfg.pop(k, None)
+    else:
+      cfg[k] = v
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  (folder / "preprocessor_config.json").write_text(json.dumps(cfg, indent=2))
+  return folder / "preprocessor_config.json"

@@ -5,10 +5,12 @@ import os
 import ml_collections
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests import fakes
 from ume_jax.data.datasets import mmimdb
 from ume_jax.data.errors import DataError
+from ume_jax.data.frontends import image_processor
 
 IDS = fakes.mmimdb_ids()
 
@@ -112,3 +114,20 @@ def test_max_bad_fraction_is_read_from_the_data_config(tmp_path):
     mmimdb.load(_cfg(tmp_path / "tfds", broken))
   ds = mmimdb.load(_cfg(tmp_path / "tfds", broken, max_bad_fraction=0.2))
   assert ds.spec.split_sizes["train"] == 5
+
+
+def test_hdf5_posters_through_an_image_processor(tmp_path):
+  """The hdf5 form's posters (arrays, not files) go through the same
+  processor resize + crop as the raw form's JPEGs."""
+  h = fakes.write_mmimdb_hdf5(tmp_path / "h")
+  proc = fakes.write_processor_config(tmp_path / "proc")
+  builder = mmimdb.prepare(tmp_path / "tfds", h, None, image_processor=proc)
+  assert os.path.basename(os.path.dirname(builder.data_dir)) == (
+      "s24x24-short24-bicubic")
+  import h5py  # pylint: disable=g-import-not-at-top
+  with h5py.File(h / mmimdb.HDF5, "r") as f:
+    poster = np.transpose(f["images"][42], (1, 2, 0))  # test row 0
+  rec = builder.as_data_source("test")[0]
+  np.testing.assert_array_equal(
+      rec["image"], image_processor.read(proc).geometry.apply(
+          Image.fromarray(poster)))

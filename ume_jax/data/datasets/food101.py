@@ -29,9 +29,18 @@ Stored: ``image`` uint8 (H, W, 3), resized (bilinear, aspect not kept) to
 ``data.image_size`` (default 128 x 128; ``upmc_food101/1.0.0/`` at the
 default size and validation fraction, ``upmc_food101/s32x32_v050/1.0.0/``
 for 32 x 32 and 5%, ... otherwise, side by side); ``text`` the title as UTF-8;
-``label`` int32 class index; ``id`` the filename. Titles are tokenised at load
-(``frontends/text_tokenizer.py``; ``data.vocab_size`` 8000,
-``data.max_len`` 32).
+``label`` int32 class index; ``id`` the filename.
+
+Front ends (``image_text.py``): ``data.image_processor`` (default "") a
+Hugging Face snapshot folder or its ``preprocessor_config.json`` (CLIP,
+ViT): photos are stored as that processor resizes and centre-crops them
+(``upmc_food101/s224x224-short224-bicubic_v050/1.0.0/`` for CLIP's), and
+normalised at load with its mean / std; ``data.image_size`` then empty or
+its output size. Titles are tokenised at load: ``data.tokenizer``
+"wordpiece" (default; trained on the train split,
+``frontends/text_tokenizer.py``, ``data.vocab_size`` 8000) or "snapshot"
+(the ``tokenizer.json`` of ``data.tokenizer_path``; data.vocab_size
+unused); ``data.max_len`` 32 ids, 0-padded.
 """
 
 import csv
@@ -154,10 +163,10 @@ class UpmcFood101(image_text.ImageTextBuilder):
   def _config_name(self) -> str | None:
     # The validation fraction changes the splits, so it is in the name as
     # the clip datasets' (thousandths); None at the defaults.
-    if (self._image_size == IMAGE_SIZE
+    if (self._default_shape()
         and self._validation_fraction == VALIDATION_FRACTION):
       return None
-    return (f"{self._size_name()}"
+    return (f"{self._shape_name()}"
             f"_v{round(self._validation_fraction * 1000):03d}")
 
   def _split_generators(self, dl_manager):
@@ -178,7 +187,7 @@ class UpmcFood101(image_text.ImageTextBuilder):
       logging.warning("food101: skipped CSV rows: %s", skipped)
     self.info.metadata.update({
         "manual_dir": os.fspath(d), "fingerprint": found["fingerprint"],
-        "image_size": list(self._image_size), "classes": classes,
+        **self._shape_metadata(), "classes": classes,
         "validation_fraction": self._validation_fraction,
         "skipped_rows": skipped})
     # A malformed CSV line counts against the split it would have fed (its
@@ -212,11 +221,14 @@ class UpmcFood101(image_text.ImageTextBuilder):
 
 def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE,
             validation_fraction=VALIDATION_FRACTION,
-            max_bad_fraction=None) -> UpmcFood101:
+            max_bad_fraction=None, image_processor=None) -> UpmcFood101:
   """Returns a builder whose dataset is prepared in `data_dir`, checked
   (``image_text.prepare``): ``upmc_food101/1.0.0/`` at the default image
   size and validation fraction, ``upmc_food101/s<H>x<W>_v<thousandths>/
-  1.0.0/`` otherwise. `max_bad_fraction` (data.max_bad_fraction, None:
+  1.0.0/`` otherwise (``<Geometry.name>_v<thousandths>`` with an
+  `image_processor`: data.image_processor, a path, an ``ImageProcessor``
+  or a ``Geometry``; `image_size` then None or its output size).
+  `max_bad_fraction` (data.max_bad_fraction, None:
   ``prepare.DEFAULT_MAX_BAD_FRACTION``): how much of a split may be skipped
   as unreadable."""
   fraction = float(validation_fraction)
@@ -224,23 +236,29 @@ def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE,
       UpmcFood101, data_dir, manual_dir, image_size,
       functools.partial(check_manual_dir, validation_fraction=fraction),
       options={"validation_fraction": fraction},
-      max_bad_fraction=max_bad_fraction, validation_fraction=fraction)
+      max_bad_fraction=max_bad_fraction, image_processor=image_processor,
+      validation_fraction=fraction)
 
 
 def load(data_config):
   """Registry factory: prepares (if needed) and returns the food101 Dataset.
 
   data_config keys (read with .get): manual_dir, data_dir, image_size
-  ((128, 128)), validation_fraction (0.05), max_bad_fraction (0.01),
-  vocab_size (8000), max_len (32), augment (random shift), worker_count,
-  worker_buffer_size, read_threads, cache_in_memory (False).
+  ((128, 128); with image_processor: empty or its output size),
+  image_processor ("": bilinear stretch, ImageNet statistics),
+  validation_fraction (0.05), max_bad_fraction (0.01), tokenizer
+  ("wordpiece" or "snapshot"), tokenizer_path (with "snapshot"),
+  vocab_size (8000, "wordpiece" only), max_len (32), augment (random
+  shift), worker_count, worker_buffer_size, read_threads, cache_in_memory
+  (False).
   """
-  image_size = tuple(data_config.get("image_size") or IMAGE_SIZE)
+  front = image_text.front_end(data_config, NAME, IMAGE_SIZE, STATS,
+                               default_max_len=32)
   builder = prepare(data_config.get("data_dir"),
-                    data_config.get("manual_dir") or None, image_size,
+                    data_config.get("manual_dir") or None, None,
                     data_config.get("validation_fraction")
                     or VALIDATION_FRACTION,
                     data_config.get("max_bad_fraction",
-                                    prepare_lib.DEFAULT_MAX_BAD_FRACTION))
-  return image_text.load_image_text(builder, NAME, data_config, image_size,
-                                    STATS, default_max_len=32)
+                                    prepare_lib.DEFAULT_MAX_BAD_FRACTION),
+                    image_processor=front.geometry)
+  return image_text.load_image_text(builder, NAME, data_config, front)

@@ -33,10 +33,19 @@ kept) to ``data.image_size`` (default 128 x 80: posters are ~1.6:1 and 256 x
 160 in the hdf5; halved to keep CPU cost down), in ``mmimdb/1.0.0/`` at the
 default size and ``mmimdb/s<H>x<W>/1.0.0/`` at others, so the ``:small``
 config's 32 x 32 posters and the full config's live side by side; ``text``
-the first plot as UTF-8 bytes; ``label`` uint8 (23,) multi-hot; ``id``. Text is tokenised at
-load time with a WordPiece tokenizer trained on the train split
-(``frontends/text_tokenizer.py``; ``data.vocab_size`` 8000,
-``data.max_len`` 128).
+the first plot as UTF-8 bytes; ``label`` uint8 (23,) multi-hot; ``id``.
+
+Front ends (``image_text.py``): ``data.image_processor`` (default "") a
+Hugging Face snapshot folder or its ``preprocessor_config.json`` (CLIP,
+ViT): posters are stored as that processor resizes and centre-crops them
+(e.g. ``mmimdb/s224x224-short224-bicubic/1.0.0/`` for CLIP's shortest edge
+224 + crop 224, beside the default folder) and normalised at load with its
+mean / std; ``data.image_size`` then empty or its output size. Text is
+tokenised at load: ``data.tokenizer`` "wordpiece" (default; trained on the
+train split, ``frontends/text_tokenizer.py``, ``data.vocab_size`` 8000) or
+"snapshot" (the ``tokenizer.json`` of ``data.tokenizer_path``, a snapshot
+folder or the file; no vocabulary trained, data.vocab_size unused);
+``data.max_len`` 128 ids, 0-padded.
 """
 
 import json
@@ -206,7 +215,7 @@ class Mmimdb(image_text.ImageTextBuilder):
     found = check_manual_dir(self._manual)
     self.info.metadata.update({"manual_dir": os.fspath(found["dir"]),
                                "fingerprint": found["fingerprint"],
-                               "image_size": list(self._image_size),
+                               **self._shape_metadata(),
                                "genres": list(GENRES)})
     if found["form"] == "raw":
       totals = {s: len(found["ids"][s]) for s in SPLITS}
@@ -255,29 +264,37 @@ class Mmimdb(image_text.ImageTextBuilder):
 
 
 def prepare(data_dir, manual_dir=None, image_size=IMAGE_SIZE,
-            max_bad_fraction=None) -> Mmimdb:
+            max_bad_fraction=None, image_processor=None) -> Mmimdb:
   """Returns a builder whose dataset is prepared in `data_dir`, checked
   (``image_text.prepare``): ``mmimdb/1.0.0/`` at the default image size,
-  ``mmimdb/s<H>x<W>/1.0.0/`` at others. `max_bad_fraction`
-  (data.max_bad_fraction, None: ``prepare.DEFAULT_MAX_BAD_FRACTION``):
-  how much of a split may be skipped as unreadable."""
+  ``mmimdb/s<H>x<W>/1.0.0/`` at others, ``mmimdb/<Geometry.name>/1.0.0/``
+  with an `image_processor` (data.image_processor: a path, an
+  ``ImageProcessor`` or a ``Geometry``; `image_size` then None or its
+  output size). `max_bad_fraction` (data.max_bad_fraction, None:
+  ``prepare.DEFAULT_MAX_BAD_FRACTION``): how much of a split may be skipped
+  as unreadable."""
   return image_text.prepare(Mmimdb, data_dir, manual_dir, image_size,
                             check_manual_dir,
-                            max_bad_fraction=max_bad_fraction)
+                            max_bad_fraction=max_bad_fraction,
+                            image_processor=image_processor)
 
 
 def load(data_config):
   """Registry factory: prepares (if needed) and returns the mmimdb Dataset.
 
   data_config keys (read with .get): manual_dir, data_dir, image_size
-  ((128, 80)), max_bad_fraction (0.01), vocab_size (8000), max_len (128),
-  augment (random shift), worker_count, worker_buffer_size, read_threads,
-  cache_in_memory (False).
+  ((128, 80); with image_processor: empty or its output size),
+  image_processor ("": bilinear stretch, ImageNet statistics),
+  max_bad_fraction (0.01), tokenizer ("wordpiece" or "snapshot"),
+  tokenizer_path (with "snapshot"), vocab_size (8000, "wordpiece" only),
+  max_len (128), augment (random shift), worker_count, worker_buffer_size,
+  read_threads, cache_in_memory (False).
   """
-  image_size = tuple(data_config.get("image_size") or IMAGE_SIZE)
+  front = image_text.front_end(data_config, NAME, IMAGE_SIZE,
+                               image_text.STATS, default_max_len=128)
   builder = prepare(data_config.get("data_dir"),
-                    data_config.get("manual_dir") or None, image_size,
+                    data_config.get("manual_dir") or None, None,
                     data_config.get("max_bad_fraction",
-                                    prepare_lib.DEFAULT_MAX_BAD_FRACTION))
-  return image_text.load_image_text(builder, NAME, data_config, image_size,
-                                    image_text.STATS, default_max_len=128)
+                                    prepare_lib.DEFAULT_MAX_BAD_FRACTION),
+                    image_processor=front.geometry)
+  return image_text.load_image_text(builder, NAME, data_config, front)
