@@ -394,6 +394,24 @@ def tiny_image_text_job(c, manual_dir, data_dir, vocab_size, max_len):
   return c
 
 
+# A CLIP snapshot of tiny random towers, made by transformers
+# (scripts/make_hf_fixtures.py): vision 48 wide, text 32, 2 layers each.
+CLIP_TINY = os.path.join(os.path.dirname(__file__), "fixtures", "hf",
+                         "clip_tiny")
+
+
+def tiny_clip_towers_job(c, manual_dir, data_dir):
+  """An MM-IMDB / Food-101 `:clip,small` config on their fakes, the towers
+  from CLIP_TINY: 5 steps a stage, the headline rate only."""
+  c.hf_snapshot = CLIP_TINY
+  c.data.update(dict(data_dir=str(data_dir), manual_dir=str(manual_dir)))
+  common.update_stages(c, num_steps=5, batch_size=8)
+  c.eval.batch_size = 16
+  c.eval.missing_rates = (0.7,)
+  c.checkpoint.asynchronous = False
+  return c
+
+
 MAP_SCENARIOS = {"full", "missing:image", "missing:text",
                  "missing_rate:text:0.7", "missing_rate:image:0.7",
                  "missing_rate:both:0.7"}

@@ -54,6 +54,9 @@ CONFIG_SCHEMA = {
     "log_every_steps": rules.integer(1),
     "methods": rules.each(rules.one_of(*methods_lib.FUSION_METHODS)),
     "data": None,     # the dataset's own keys: checked by its loader
+    # One Hugging Face snapshot folder that several keys read
+    # (ume_jax/config/clip.py); absent from configs without one.
+    "hf_snapshot": rules.text,
     "mesh": mesh_lib.CONFIG_KEYS,
     "model": methods_lib.MODEL_KEYS,
     "mma": masking.MMA_KEYS,

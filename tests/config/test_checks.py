@@ -12,8 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 SHIPPED = {
     "default": ("", "small"), "avmnist": ("", "small"),
-    "mmimdb": ("", "small", "map", "map,small"),
-    "food101": ("", "small", "map,small"),
+    "mmimdb": ("", "small", "map", "map,small", "map,clip", "clip,small",
+               "clip,tuned"),
+    "food101": ("", "small", "map,small", "map,clip", "clip,small"),
     "clipart": ("", "small", "scratch", "three", "vgg", "three,small"),
     "ave": ("", "small", "whisper", "whisper,small"),
     "kinetics_sounds": ("", "whisper,small"),
