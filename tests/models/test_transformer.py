@@ -102,3 +102,27 @@ def test_parameters_split_over_fsdp(name):
   assert not replicated, replicated
   summary = mesh_lib.sharding_summary(shapes, shardings)
   assert summary["sharded_bytes"] > 20 * summary["replicated_bytes"]
+
+
+def test_inputs_that_do_not_fit_are_refused_by_the_config_check():
+  from ume_jax.config import checks  # pylint: disable=g-import-not-at-top
+  from ume_jax.config import common  # pylint: disable=g-import-not-at-top
+  from ume_jax.data import DatasetSpec  # pylint: disable=g-import-not-at-top
+  from tests import fakes  # pylint: disable=g-import-not-at-top
+  c = fakes.tiny_config()
+  c.model.encoders.image = common.encoder("vit", TOWERS["vit"])
+  c.model.encoders.audio = common.encoder("clip_text", TOWERS["clip_text"])
+
+  def spec(image, length):
+    return DatasetSpec(
+        name="fake", modalities=("image", "audio"),
+        input_shapes={"image": image, "audio": (length,)}, num_classes=3,
+        multilabel=False, split_sizes={"train": 8, "validation": 8,
+                                       "test": 8},
+        input_dtypes={"audio": "int32"})
+
+  checks.check_against_dataset(c, spec((16, 16, 3), 16))
+  with pytest.raises(checks.ConfigError, match=r"at most 16 tokens.*\(17,\)"):
+    checks.check_against_dataset(c, spec((16, 16, 3), 17))
+  with pytest.raises(checks.ConfigError, match=r"\(16, 16, 3\) images"):
+    checks.check_against_dataset(c, spec((32, 32, 3), 16))

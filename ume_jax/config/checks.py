@@ -82,6 +82,12 @@ def check_against_dataset(config, spec):
           f"Encoder {enc.name!r} (config.model.encoders.{m}) takes inputs of"
           f" {want} dims per example, but dataset {spec.name!r} gives"
           f" {m} examples of shape {shape}; choose an encoder for that shape.")
+    module = registry.build_encoder(enc.name, dict(enc.get("kwargs") or {}))
+    problem = getattr(module, "input_problem", lambda _: None)(shape)
+    if problem:
+      raise ConfigError(
+          f"Encoder {enc.name!r} (config.model.encoders.{m}) {problem}, but"
+          f" dataset {spec.name!r} gives {m} examples of shape {shape}.")
   graft.check_config(config.model.encoders,
                      lambda m: config.model.encoders[m].name)
   ints = [m for m, d in spec.input_dtypes.items() if "int" in str(d)]

@@ -49,6 +49,15 @@ def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
   return x / jnp.maximum(norm, eps)
 
 
+def length_problem(shape, max_len: int, max_positions: int) -> str | None:
+  """Why ids of per-example ``shape`` do not fit, or None."""
+  limit = min(max_len, max_positions)
+  if len(shape) == 1 and shape[0] > limit:
+    return (f"takes at most {limit} tokens (max_len={max_len}, position"
+            f" table {max_positions}); set data.max_len <= {limit}")
+  return None
+
+
 def check_ids(ids, max_len: int, max_positions: int, who: str) -> None:
   if ids.ndim != 2:
     raise ValueError(f"{who} expects (batch, length) token ids, got shape"
@@ -78,6 +87,10 @@ class Bert(nn.Module):
   pool: str = "cls"
   normalize: bool = False
   dtype: str = "float32"
+
+  def input_problem(self, shape) -> str | None:
+    """Why per-example inputs of ``shape`` do not fit (config checks)."""
+    return length_problem(shape, self.max_len, self.max_positions)
 
   def _embed(self, ids):
     tok = nn.Embed(self.vocab_size, self.width, embedding_init=(

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from ume_jax.models import transformer
-from ume_jax.models.bert import check_ids
+from ume_jax.models.bert import check_ids, length_problem
 from ume_jax.models.registry import register_encoder
 
 LEGACY_EOS_ID = 2
@@ -53,6 +53,10 @@ class ClipText(nn.Module):
   eos_token_id: int = LEGACY_EOS_ID
   projection_dim: int = 512
   dtype: str = "float32"
+
+  def input_problem(self, shape) -> str | None:
+    """Why per-example inputs of ``shape`` do not fit (config checks)."""
+    return length_problem(shape, self.max_len, self.max_positions)
 
   @nn.compact
   def __call__(self, ids: jnp.ndarray, extra_tokens=None) -> jnp.ndarray:

@@ -50,6 +50,15 @@ class VisionTransformer(nn.Module):
   projection_dim: int = 0     # CLIP's visual projection (0: none)
   dtype: str = "float32"
 
+  def input_problem(self, shape) -> str | None:
+    """Why per-example inputs of ``shape`` do not fit (config checks)."""
+    want = (self.image_size, self.image_size, self.channels)
+    if tuple(shape) != want:
+      return (f"takes {want} images (its position table fits that size"
+              " only); prepare them with the checkpoint's"
+              " preprocessor_config.json (data.image_processor)")
+    return None
+
   def _check(self, images):
     grid = self.image_size // self.patch_size
     if (images.ndim != 4 or images.shape[1:3] != (self.image_size,) * 2

@@ -17,11 +17,10 @@ unexpected tensor is reported, all of them at once, naming the file.
 import json
 import os
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import safetensors
-from safetensors import numpy as safetensors_numpy
 
 from ume_jax.weights.errors import WeightsError
 
@@ -73,15 +72,38 @@ def read_config(path: str, key: str) -> dict:
   return config
 
 
-def load_safetensors(file: str) -> dict[str, np.ndarray]:
-  try:
-    return safetensors_numpy.load_file(file)
-  except (OSError, ValueError, safetensors.SafetensorError) as e:
-    raise WeightsError(f"{file}: cannot be read as a safetensors file"
-                       f" ({e}).") from None
+class SafetensorsFiles(Mapping):
+  """The tensors of one or more safetensors files, read when asked for:
+  a reader takes one CLIP tower without loading the other (the headers,
+  read up front, say which file holds what)."""
+
+  def __init__(self, files):
+    self._where = {}
+    for file in files:
+      try:
+        with safetensors.safe_open(file, framework="numpy") as f:
+          self._where.update({k: file for k in f.keys()})
+      except (OSError, ValueError, safetensors.SafetensorError) as e:
+        raise WeightsError(f"{file}: cannot be read as a safetensors file"
+                           f" ({e}).") from None
+
+  def __getitem__(self, key: str) -> np.ndarray:
+    with safetensors.safe_open(self._where[key], framework="numpy") as f:
+      return f.get_tensor(key)
+
+  def __iter__(self):
+    return iter(self._where)
+
+  def __len__(self) -> int:
+    return len(self._where)
 
 
-def read_tensors(path: str, key: str) -> tuple[dict[str, np.ndarray], str]:
+def load_safetensors(file: str) -> Mapping[str, np.ndarray]:
+  return SafetensorsFiles([file])
+
+
+def read_tensors(path: str, key: str
+                 ) -> tuple[Mapping[str, np.ndarray], str]:
   """Every tensor of the snapshot's checkpoint, and where it was read."""
   root = folder(path, key)
   single, index = os.path.join(root, WEIGHTS), os.path.join(root, INDEX)
@@ -94,10 +116,8 @@ def read_tensors(path: str, key: str) -> tuple[dict[str, np.ndarray], str]:
     except (OSError, ValueError, KeyError, AttributeError) as e:
       raise WeightsError(f"{index}: not a safetensors index (needs a"
                          f" \"weight_map\"): {e}.") from None
-    tensors = {}
-    for shard in shards:
-      tensors.update(load_safetensors(file_in(root, shard, key)))
-    return tensors, index
+    return SafetensorsFiles([file_in(root, shard, key)
+                             for shard in shards]), index
   pickles = [p for p in _PICKLES if os.path.isfile(os.path.join(root, p))]
   hint = (f" It holds {pickles[0]}, a pickle file, which ume_jax never"
           " unpickles: convert it once, where transformers is installed,"
