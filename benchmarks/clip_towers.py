@@ -27,6 +27,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_step import JaxRunner, benchmark  # noqa: E402  (after sys.path)
+
 DEFAULT_SNAPSHOT = os.path.join(ROOT, "tests", "fixtures", "hf", "full_size",
                                 "clip-vit-base-patch16")
 
@@ -46,21 +48,25 @@ def get_config(snapshot, tuned, dtype):
 def spec(config):
   from ume_jax.data import DatasetSpec  # pylint: disable=g-import-not-at-top
   image = config.model.encoders.image.kwargs.image_size
+  # The config's 77 tokens, or fewer where the snapshot's context is shorter.
+  length = min(config.data.max_len,
+               config.model.encoders.text.kwargs.max_positions)
   return DatasetSpec(
       name="mmimdb", modalities=("image", "text"),
       input_shapes={"image": (image, image, 3),
-                    "text": (config.data.max_len,)},
+                    "text": (length,)},
       num_classes=23, multilabel=True, split_sizes={"train": 15552},
       input_dtypes={"text": "int32"})
 
 
-def batches(s, batch_size, count=2, seed=0):
+def batches(s, batch_size, vocab_size, count=2, seed=0):
   import numpy as np  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed + batch_size)
   out = []
   for _ in range(count):
-    ids = rng.integers(1, 49406, (batch_size,) + s.input_shapes["text"])
-    ids[:, -1] = 49407                     # <|endoftext|>
+    ids = rng.integers(1, vocab_size - 2,
+                       (batch_size,) + s.input_shapes["text"])
+    ids[:, -1] = vocab_size - 1            # <|endoftext|>: CLIP's last id
     out.append({
         "image": rng.standard_normal(
             (batch_size,) + s.input_shapes["image"]).astype(np.float32),
@@ -73,7 +79,7 @@ def batches(s, batch_size, count=2, seed=0):
   return out
 
 
-class Runner:
+class Runner(JaxRunner):
   """The jitted ``mma`` step on fresh state; ``run(n)`` does n steps."""
 
   def __init__(self, config):
@@ -83,6 +89,7 @@ class Runner:
     from ume_jax.missing.masking import MaskingSpec  # pylint: disable=g-import-not-at-top
     from ume_jax.train import optim, seeds, trainer  # pylint: disable=g-import-not-at-top
     self.jax, self.spec = jax, spec(config)
+    self.vocab_size = config.model.encoders.text.kwargs.vocab_size
     method = methods.fusion(config.model, self.spec, "mma",
                             MaskingSpec.from_config(config, self.spec))
     mesh = mesh_lib.build_mesh(config.mesh)
@@ -99,20 +106,13 @@ class Runner:
   def set_batch_size(self, batch_size):
     if batch_size not in self.batches:
       self.batches[batch_size] = [self.jax.device_put(b, self.batch_sh)
-                                  for b in batches(self.spec, batch_size)]
+                                  for b in batches(self.spec, batch_size,
+                                                   self.vocab_size)]
       mem = self.step_fn.lower(self.state, self.batches[batch_size][0]
                                ).compile().memory_analysis()
       self.memory[batch_size] = (mem.argument_size_in_bytes / 2**20,
                                  mem.temp_size_in_bytes / 2**20)
     self.current = self.batches[batch_size]
-
-  def run(self, n):
-    state, out = self.state, None
-    for i in range(n):
-      state, out = self.step_fn(state, self.current[i % len(self.current)])
-    self.jax.block_until_ready((state, out))
-    self.state = state
-    return out
 
 
 def main():
@@ -124,7 +124,6 @@ def main():
   p.add_argument("--seconds", type=float, default=20.0)
   p.add_argument("--repeats", type=int, default=3)
   args = p.parse_args()
-  from train_step import benchmark  # pylint: disable=g-import-not-at-top
   runners = {name: Runner(get_config(args.snapshot, name == "tuned",
                                      args.dtype))
              for name in ("frozen", "tuned")}

@@ -104,7 +104,8 @@ def setup(config, devices: Sequence | None = None) -> Setup:
   config = graft.with_architectures(config)
   config_checks.check_config(config, CONFIG_SCHEMA)
   dataset = data_lib.get_dataset(config.data)
-  config_checks.check_against_dataset(config, dataset.spec)
+  config_checks.check_against_dataset(config, dataset.spec,
+                                      dataset.vocab_sizes)
   mesh = mesh_lib.build_mesh(config.mesh, devices)
   config_checks.check_against_mesh(config, mesh)
   means = (dataset.modality_means() if config.model.substitute == "mean"

@@ -126,3 +126,7 @@ def test_inputs_that_do_not_fit_are_refused_by_the_config_check():
     checks.check_against_dataset(c, spec((16, 16, 3), 17))
   with pytest.raises(checks.ConfigError, match=r"\(16, 16, 3\) images"):
     checks.check_against_dataset(c, spec((32, 32, 3), 16))
+  # A tokenizer whose ids outrun the embedding table (JAX would clamp them).
+  checks.check_against_dataset(c, spec((16, 16, 3), 16), {"audio": 50})
+  with pytest.raises(checks.ConfigError, match=r"embeds 50 .* up to 50;"):
+    checks.check_against_dataset(c, spec((16, 16, 3), 16), {"audio": 51})

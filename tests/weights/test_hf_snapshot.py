@@ -31,8 +31,8 @@ def _flat(tree, prefix=""):
 
 
 def test_an_empty_or_absent_folder_says_what_a_snapshot_is(tmp_path):
-  for path, needle in (("", "is empty"), (str(tmp_path / "nope"),
-                                          "is not a folder")):
+  for path, needle in (("", "is not set"), (str(tmp_path / "nope"),
+                                          "does not exist")):
     with pytest.raises(WeightsError, match=needle) as err:
       registry.load("hf_bert", path)
     assert "config.json and model.safetensors" in str(err.value)
@@ -41,7 +41,7 @@ def test_an_empty_or_absent_folder_says_what_a_snapshot_is(tmp_path):
 def test_a_folder_missing_a_file_names_it(tmp_path):
   folder = _copy("bert_tiny", tmp_path)
   os.remove(folder / "config.json")
-  with pytest.raises(WeightsError, match=r"config\.json does not exist"):
+  with pytest.raises(WeightsError, match=r"a folder without config\.json"):
     registry.architecture("hf_bert", str(folder))
   folder = _copy("vit_tiny", tmp_path)
   os.remove(folder / "model.safetensors")

@@ -53,8 +53,10 @@ def check_config(config, schema: rules.Schema):
   _walk(config, schema, "")
 
 
-def check_against_dataset(config, spec):
-  """Checks that the model config fits the dataset's modalities and shapes."""
+def check_against_dataset(config, spec, vocab_sizes=None):
+  """Checks that the model config fits the dataset's modalities and shapes
+  (and, for token modalities whose tokenizer the loader knows,
+  ``vocab_sizes``, that every id has a row in the encoder's embedding)."""
   mods = set(spec.modalities)
   for key, section in (("model.encoders", config.model.encoders),
                        ("mma.drop_probs", config.mma.drop_probs)):
@@ -88,6 +90,8 @@ def check_against_dataset(config, spec):
       raise ConfigError(
           f"Encoder {enc.name!r} (config.model.encoders.{m}) {problem}, but"
           f" dataset {spec.name!r} gives {m} examples of shape {shape}.")
+    _check_vocab(m, enc.name, getattr(module, "vocab_size", None),
+                 (vocab_sizes or {}).get(m), spec.name)
   graft.check_config(config.model.encoders,
                      lambda m: config.model.encoders[m].name)
   ints = [m for m, d in spec.input_dtypes.items() if "int" in str(d)]
@@ -99,6 +103,17 @@ def check_against_dataset(config, spec):
   if len(spec.modalities) < 2:
     raise ConfigError(f"Dataset {spec.name!r} has {len(spec.modalities)}"
                       " modality; late fusion needs at least two.")
+
+
+def _check_vocab(m: str, encoder: str, table, vocab, dataset: str) -> None:
+  """An id past the embedding table would be clamped by JAX, silently."""
+  if table and vocab and int(vocab) > int(table):
+    raise ConfigError(
+        f"Encoder {encoder!r} (config.model.encoders.{m}) embeds {table}"
+        f" token ids (vocab_size), but the {m} tokenizer of dataset"
+        f" {dataset!r} emits ids up to {int(vocab) - 1}; give the encoder"
+        f" vocab_size >= {vocab}, or the tokenizer its weights were trained"
+        " with.")
 
 
 def _missing_type(name: str, key: str, spec) -> None:

@@ -173,6 +173,10 @@ class Dataset:
     self._worker_buffer_size = int(worker_buffer_size)
     self._read_threads_override = read_threads
     self._means = None
+    # Token modalities -> their tokenizer's vocabulary size (every id is
+    # below it), where the loader knows it: checked against the encoders'
+    # embedding tables before anything is built.
+    self.vocab_sizes: dict[str, int] = {}
 
   @classmethod
   def from_config(cls, spec: DatasetSpec, sources: Mapping[str, object],

@@ -10,7 +10,7 @@ the other tower's and ``logit_scale``. Missing config keys take
 transformers' defaults (``CLIPTextConfig`` / ``CLIPVisionConfig``: the
 ViT-B/32 sizes), as transformers does when it loads the same file.
 """
-from ume_jax.weights import hf_layers, hf_snapshot, hf_vit
+from ume_jax.weights import hf_layers, hf_vit
 from ume_jax.weights.errors import WeightsError
 from ume_jax.weights.hf_snapshot import ConfigValues, Tensors
 from ume_jax.weights.registry import register_snapshot

@@ -34,34 +34,47 @@ _LAYOUT = ("a Hugging Face snapshot folder (what save_pretrained writes, or"
            " preprocessor_config.json for the front ends")
 
 
-def folder(path: str, key: str) -> str:
-  """The snapshot folder ``path`` names (config key ``key``), or an error."""
-  if not path:
-    raise WeightsError(f"{key} is empty: it must name {_LAYOUT}. Nothing is"
-                       " downloaded at run time.")
-  path = os.path.expanduser(path)
+def _cache_snapshot(path: str) -> str:
+  """The snapshot the hub cache's model folder ``path`` points at (its
+  ``refs/main``), or ``path`` itself."""
   ref = os.path.join(path, "refs", "main")
   if not os.path.isfile(os.path.join(path, CONFIG)) and os.path.isfile(ref):
     with open(ref) as f:
-      path = os.path.join(path, "snapshots", f.read().strip())
-  if not os.path.isdir(path):
-    raise WeightsError(f"{key} = {path!r} is not a folder; expected"
-                       f" {_LAYOUT}.")
+      return os.path.join(path, "snapshots", f.read().strip())
   return path
 
 
-def file_in(path: str, name: str, key: str) -> str:
-  """``name`` inside snapshot folder ``path``, or an error naming both."""
-  where = os.path.join(folder(path, key), name)
-  if not os.path.isfile(where):
-    raise WeightsError(f"{where} does not exist ({key} = {path!r}); expected"
-                       f" {_LAYOUT}. The folder lacks {name}: copy the"
-                       " snapshot whole.")
-  return where
+def snapshot_file(path, name: str, key: str, error=WeightsError,
+                  file_ok: bool = False) -> str:
+  """The file ``name`` of the snapshot that ``path`` (config key ``key``)
+  names: a snapshot folder, the hub cache's model folder or, with
+  ``file_ok``, the file itself. Otherwise ``error`` in one paragraph naming
+  the key, the path and what a snapshot holds."""
+  if not path:
+    raise error(f"{key} is not set: it must name {_LAYOUT}. Nothing is"
+                " downloaded at run time.")
+  given = os.path.expanduser(os.fspath(path))
+  if os.path.isfile(given) and file_ok:
+    return given
+  root = _cache_snapshot(given)
+  if not os.path.exists(root):
+    raise error(f"{key} = {given!r} does not exist; expected {_LAYOUT}.")
+  if not os.path.isdir(root):
+    raise error(f"{key} = {given!r} is a file; expected {_LAYOUT}.")
+  file = os.path.join(root, name)
+  if not os.path.isfile(file):
+    raise error(f"{key} = {root!r} is a folder without {name}; expected"
+                f" {_LAYOUT} (copy the snapshot whole).")
+  return file
+
+
+def folder(path: str, key: str) -> str:
+  """The snapshot folder ``path`` names (it must have a config.json)."""
+  return os.path.dirname(snapshot_file(path, CONFIG, key))
 
 
 def read_config(path: str, key: str) -> dict:
-  file = file_in(path, CONFIG, key)
+  file = snapshot_file(path, CONFIG, key)
   try:
     with open(file) as f:
       config = json.load(f)
@@ -116,7 +129,7 @@ def read_tensors(path: str, key: str
     except (OSError, ValueError, KeyError, AttributeError) as e:
       raise WeightsError(f"{index}: not a safetensors index (needs a"
                          f" \"weight_map\"): {e}.") from None
-    return SafetensorsFiles([file_in(root, shard, key)
+    return SafetensorsFiles([snapshot_file(root, shard, key)
                              for shard in shards]), index
   pickles = [p for p in _PICKLES if os.path.isfile(os.path.join(root, p))]
   hint = (f" It holds {pickles[0]}, a pickle file, which ume_jax never"
@@ -229,7 +242,7 @@ class ConfigValues:
 
 
 def config_values(path: str, key: str) -> ConfigValues:
-  return ConfigValues(read_config(path, key), file_in(path, CONFIG, key))
+  return ConfigValues(read_config(path, key), snapshot_file(path, CONFIG, key))
 
 
 def read_checkpoint(path: str, key: str, convert) -> dict:

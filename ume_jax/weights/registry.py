@@ -122,7 +122,6 @@ def locate(name: str, path: str = "") -> str:
   ws = get(name)
   if ws.from_snapshot:
     key = f"model.encoders.<modality>.weights_path (weights {name!r})"
-    hf_snapshot.file_in(path, hf_snapshot.CONFIG, key)
     return hf_snapshot.folder(path, key)
   return given_or_packaged(
       path, ws.package, ws.pip_spec, ws.package_file,

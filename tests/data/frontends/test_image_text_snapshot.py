@@ -88,7 +88,7 @@ def test_snapshot_front_ends_beside_the_default(case, snapshot, tmp_path):
   assert ds.spec.input_dtypes == {"text": "int32"}
   assert ds.spec.split_sizes == default.spec.split_sizes
   tok = pretrained_tokenizer.load(snapshot, 12)
-  assert ds.text_vocab_size == tok.get_vocab_size()
+  assert ds.vocab_sizes == {"text": tok.get_vocab_size()}
   # Only the default front end trained (and cached) a WordPiece vocabulary.
   assert not list((data_dir / case.folder / name).rglob("tokenizer_*"))
 

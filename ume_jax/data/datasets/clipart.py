@@ -284,7 +284,10 @@ def load(data_config) -> pipeline.Dataset:
       modalities=modalities, text_fields=text_fields)
   augment = (transforms.RandomShift(MAX_SHIFT)
              if data_config.get("augment", False) else None)
-  return pipeline.Dataset.from_config(
+  ds = pipeline.Dataset.from_config(
       spec, sources, preprocess, augment, data_config,
       # ~5k examples of 3 KB: keep them in memory.
       cache_by_default=True)
+  ds.vocab_sizes = {f: pretrained_tokenizer.vocab_size(tok)
+                    for f in text_fields}
+  return ds

@@ -18,8 +18,8 @@ Front ends (the same keys for both datasets):
   pre-trained tokenizer of ``data.tokenizer_path`` (a snapshot folder or
   its ``tokenizer.json``; ``frontends/pretrained_tokenizer.py``), nothing
   trained, data.vocab_size unused. Either gives int32 ``(data.max_len,)``
-  ids padded with 0; the Dataset's ``text_vocab_size`` is the tokenizer's
-  vocabulary size (for checking it against the text tower's).
+  ids padded with 0; the Dataset's ``vocab_sizes["text"]`` is the
+  tokenizer's vocabulary size (checked against the text tower's).
 """
 
 import dataclasses
@@ -295,8 +295,7 @@ def _wordpiece(builder, data_config, train_source) -> tokenizers.Tokenizer:
 def load_image_text(builder, name: str, data_config,
                     front: FrontEnd) -> pipeline.Dataset:
   """The Dataset ``name`` of an image+text dataset prepared by ``builder``
-  with ``front``'s geometry. Its ``text_vocab_size`` attribute is the
-  tokenizer's vocabulary size."""
+  with ``front``'s geometry, ``vocab_sizes`` holding the tokenizer's."""
   builder_cls = type(builder)
   image_size = tuple(front.image_size)
   sources = {s: builder.as_data_source(s) for s in SPLITS}
@@ -324,7 +323,5 @@ def load_image_text(builder, name: str, data_config,
   ds = pipeline.Dataset.from_config(
       spec, sources, preprocess, augment, data_config,
       cache_by_default=False)
-  # Not in the spec (yet): the model does not read it; a pre-trained text
-  # tower's loader can check its embedding table against it.
-  ds.text_vocab_size = pretrained_tokenizer.vocab_size(tok)
+  ds.vocab_sizes = {"text": pretrained_tokenizer.vocab_size(tok)}
   return ds

@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from ume_jax.data.errors import DataError
+from ume_jax.weights import hf_snapshot
 
 FILE = "preprocessor_config.json"
 PATH_KEY = "data.image_processor"
@@ -90,17 +91,11 @@ _EXPECTED = (f"Expected a Hugging Face snapshot folder holding {FILE} (a CLIP"
 
 
 def resolve(path, key: str = PATH_KEY) -> pathlib.Path:
-  """``path`` (a snapshot folder or its preprocessor_config.json) as the
-  file's Path; DataError naming the path, ``key`` and what is expected."""
-  p = pathlib.Path(os.path.expanduser(os.fspath(path)))
-  if p.is_dir():
-    if (p / FILE).is_file():
-      return p / FILE
-    raise DataError(f"{key} = {os.fspath(p)!r} is a folder without {FILE}."
-                    f" {_EXPECTED}")
-  if p.is_file():
-    return p
-  raise DataError(f"{key} = {os.fspath(p)!r} does not exist. {_EXPECTED}")
+  """``path`` (a snapshot folder, the hub cache's model folder, or the
+  file itself) as the file's Path; DataError naming the path, ``key`` and
+  what is expected otherwise."""
+  return pathlib.Path(hf_snapshot.snapshot_file(path, FILE, key, DataError,
+                                                file_ok=True))
 
 
 def shortest_edge_size(height: int, width: int, shortest_edge: int

@@ -23,6 +23,7 @@ import pathlib
 import tokenizers
 
 from ume_jax.data.errors import DataError
+from ume_jax.weights import hf_snapshot
 
 FILE = "tokenizer.json"
 PATH_KEY = "data.tokenizer_path"
@@ -32,20 +33,11 @@ _EXPECTED = (f"Expected a Hugging Face snapshot folder holding {FILE} (e.g."
 
 
 def resolve(path, key: str = PATH_KEY) -> pathlib.Path:
-  """``path`` (a snapshot folder or its tokenizer.json) as the file's Path;
-  DataError naming the path, ``key`` and what is expected otherwise."""
-  if not path:
-    raise DataError(f"{key} is not set; data.tokenizer = 'snapshot' reads"
-                    f" the pre-trained tokenizer from it. {_EXPECTED}")
-  p = pathlib.Path(os.path.expanduser(os.fspath(path)))
-  if p.is_dir():
-    if (p / FILE).is_file():
-      return p / FILE
-    raise DataError(f"{key} = {os.fspath(p)!r} is a folder without {FILE}."
-                    f" {_EXPECTED}")
-  if p.is_file():
-    return p
-  raise DataError(f"{key} = {os.fspath(p)!r} does not exist. {_EXPECTED}")
+  """``path`` (a snapshot folder, the hub cache's model folder, or the
+  file itself) as the file's Path; DataError naming the path, ``key`` and
+  what is expected otherwise."""
+  return pathlib.Path(hf_snapshot.snapshot_file(path, FILE, key, DataError,
+                                                file_ok=True))
 
 
 def load(path, max_len: int, key: str = PATH_KEY) -> tokenizers.Tokenizer:
