@@ -348,7 +348,8 @@ def write_kinetics_sounds(root, n_train=32, n_test=8, labels=(0, 7, 30)):
 
 # --- end-to-end: a dataset's `:small` config cut down to its fakes ----------
 
-METHODS = ("ume", "late_fusion", "late_fusion_pretrained", "mma", "ume_mma")
+METHODS = ("ume", "late_fusion", "late_fusion_pretrained", "mma", "ume_mma",
+           "best_per_pattern")
 
 
 def all_methods(modalities) -> set:

@@ -22,7 +22,7 @@ from ume_jax.train import provenance, seeds, trainer
 from ume_jax import data as data_lib
 
 METHODS = ["unimodal:image", "unimodal:audio", "ume", "late_fusion",
-           "late_fusion_pretrained", "mma", "ume_mma"]
+           "late_fusion_pretrained", "mma", "ume_mma", "best_per_pattern"]
 
 
 def _config(tmp, workdir_asset):
@@ -85,8 +85,13 @@ def test_training_learns_and_ume_drops_absent_modality(run):
   _, _, results = run
   m = results["methods"]
   assert m["unimodal:image"]["full"]["accuracy"] > 0.6  # chance is 0.1
-  # UME with audio missing is exactly the image model.
-  assert m["ume"]["missing:audio"] == m["unimodal:image"]["full"]
+  # UME with audio missing is the image model, temperature-scaled: the same
+  # predictions, other confidences (model.calibrate).
+  assert (m["ume"]["missing:audio"]["accuracy"]
+          == m["unimodal:image"]["full"]["accuracy"])
+  t = results["temperatures"]
+  assert set(t) == {"image", "audio"} and all(0.05 <= v <= 20
+                                              for v in t.values())
 
 
 def _eval_on(mesh, config, workdir, method_name):

@@ -26,7 +26,8 @@ from ume_jax import data as data_lib
 from ume_jax import methods as methods_lib
 from ume_jax.config import checks as config_checks
 from ume_jax.config import common, rules
-from ume_jax.eval import evaluation, metrics, report
+from ume_jax.eval import (calibration, evaluation, metrics, pattern_choice,
+                          report)
 from ume_jax.eval import results as results_lib
 from ume_jax.infra import checkpoint, preemption
 from ume_jax.infra import mesh as mesh_lib
@@ -34,7 +35,8 @@ from ume_jax.infra.logs import announce
 from ume_jax.missing import masking
 from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.missing.masking import MaskingSpec
-from ume_jax.train import aot, provenance, seeds, trainer, warm_start
+from ume_jax.train import (aot, provenance, seeds, trainer, validation,
+                           warm_start)
 from ume_jax.weights import graft
 
 # The config section holding each fusion method's budget and optimizer:
@@ -64,6 +66,7 @@ CONFIG_SCHEMA = {
     **{section: trainer.STAGE_KEYS for section in common.STAGE_SECTIONS},
     "eval": evaluation.CONFIG_KEYS,
     "checkpoint": checkpoint.CONFIG_KEYS,
+    "validation": validation.CONFIG_KEYS,
 }
 
 
@@ -150,7 +153,9 @@ def training_runs(s: Setup, workdir: str, seed: int | None = None
           warm_start.load_into_fusion,
           unimodal={m: (upstream[m], u)
                     for m, u in s.methods.unimodal.items()},
-          load_heads=config.model.fusion == "sum_logits")
+          load_heads=config.model.fusion == "sum_logits",
+          select=_select(config),
+          temperatures=functools.partial(_fit_temperatures, s, pretrain_root))
     else:   # from scratch: the encoders' own pre-trained weights, if any
       init = graft.initializer(config.model.encoders,
                                lambda m: f"{m}_encoder")
@@ -189,6 +194,10 @@ def fingerprint(s: Setup, run: TrainingRun) -> dict:
                "config": {k: v for k, v in config.data.to_dict().items()
                           if k not in _DATA_LOCATION_KEYS}},
   }
+  if config.get("validation") is not None:
+    # Which checkpoint is the best (and, with patience, where training
+    # stopped) depends on when validation runs.
+    out["validation"] = config.validation.to_dict()
   if run.method.name == "mma":
     out["drop_probs"] = config.mma.drop_probs.to_dict()
   if run.upstream:
@@ -217,7 +226,37 @@ def train(s: Setup, workdir: str, stage: str, seed: int) -> None:
                     checkpoint_cfg=config.checkpoint,
                     log_every_steps=config.log_every_steps,
                     provenance_record=(fingerprint(s, run),
-                                       config.to_dict()))
+                                       config.to_dict()),
+                    validate=_validator(s, run),
+                    validation_cfg=config.get("validation"))
+
+
+def _select(config) -> str:
+  """Which checkpoint of a run the next stage reads (``validation.py``)."""
+  return (config.get("validation") or {}).get("select", "last")
+
+
+def _validator(s: Setup, run: TrainingRun):
+  """``params -> scores`` of ``run`` on the validation split: the primary
+  metric with every modality present and, for fusion methods, with each
+  fixed subset missing, and their mean (``"score"``)."""
+  config, spec = s.config, s.dataset.spec
+  fixed = scenarios_lib.build_scenarios(spec.modalities, (), ())  # full first
+  scenarios = fixed if run.stage == "finetune" else fixed[:1]
+  primary = (config.eval.get("primary_metric")
+             or metrics.metric_names(spec.multilabel)[0])
+  method = run.method
+
+  def validate(params):
+    by_scenario = evaluation.evaluate(
+        {method.name: (method.eval_logits, params)}, dataset=s.dataset,
+        split="validation", scenarios=scenarios,
+        batch_size=config.eval.batch_size, mesh=s.mesh,
+        mask_seed=config.eval.mask_seed)[method.name]
+    scores = {sc.name: by_scenario[sc.name][primary] for sc in scenarios}
+    return {**scores, "score": sum(scores.values()) / len(scores)}
+
+  return validate
 
 
 def restore_params(directory: str, method: methods_lib.Method,
@@ -229,24 +268,55 @@ def restore_params(directory: str, method: methods_lib.Method,
   return params
 
 
-def _restore(directory: str, method: methods_lib.Method, mesh) -> Any:
+def _restore(s: Setup, run_dir: str, method: methods_lib.Method) -> Any:
+  """The parameters of the run in ``run_dir`` that ``validation.select``
+  picks (its best or its last checkpoint)."""
+  directory, _ = validation.chosen(run_dir, _select(s.config))
   return restore_params(directory, method,
-                        methods_lib.abstract_params(method, mesh))
+                        methods_lib.abstract_params(method, s.mesh))
 
 
-def _evaluators(s: Setup, root: str) -> dict:
-  """method name -> (eval_logits, params restored from checkpoints)."""
+def _run_dirs(s: Setup, root: str) -> dict[str, str]:
+  """Trained method name -> its run directory under ``root``."""
+  return {**{u.name: unimodal_dir(root, m)
+             for m, u in s.methods.unimodal.items()},
+          **{name: os.path.join(root, name) for name in s.methods.fusion}}
+
+
+def _fit_temperatures(s: Setup, root: str, params: dict | None = None
+                      ) -> dict[str, float]:
+  """Per modality, the temperature minimising its uni-modal model's NLL on
+  the validation split (``params`` {m: params}, else restored from
+  ``root``); {} unless ``model.calibrate``."""
+  if not s.config.model.get("calibrate"):
+    return {}
   out = {}
-  unimodal = s.methods.unimodal
-  for m, method in unimodal.items():
-    out[method.name] = (method.eval_logits,
-                        _restore(unimodal_dir(root, m), method, s.mesh))
-  out["ume"] = (methods_lib.ume_logits(unimodal, s.dataset.spec),
-                {m: out[f"unimodal:{m}"][1] for m in unimodal})
-  for name, method in s.methods.fusion.items():
-    out[name] = (method.eval_logits,
-                 _restore(os.path.join(root, name), method, s.mesh))
+  for m, u in s.methods.unimodal.items():
+    p = (params or {}).get(m)
+    if p is None:
+      p = _restore(s, unimodal_dir(root, m), u)
+    logits, labels = evaluation.predict(
+        u.eval_logits, p, dataset=s.dataset, split="validation",
+        batch_size=s.config.eval.batch_size, mesh=s.mesh)
+    out[m] = calibration.fit_temperature(logits, labels,
+                                         s.dataset.spec.multilabel)
   return out
+
+
+def _evaluators(s: Setup, root: str) -> tuple[dict, dict[str, float]]:
+  """(method name -> (eval_logits, params restored from checkpoints), the
+  uni-modal models' temperatures ``ume`` is calibrated with)."""
+  dirs = _run_dirs(s, root)
+  methods = {**{u.name: u for u in s.methods.unimodal.values()},
+             **s.methods.fusion}
+  out = {name: (method.eval_logits, _restore(s, dirs[name], method))
+         for name, method in methods.items()}
+  unimodal = s.methods.unimodal
+  members = {m: out[f"unimodal:{m}"][1] for m in unimodal}
+  temperatures = _fit_temperatures(s, root, members)
+  out["ume"] = (methods_lib.ume_logits(unimodal, s.dataset.spec,
+                                       temperatures), members)
+  return out, temperatures
 
 
 def evaluate(s: Setup, workdir: str, seed: int) -> dict:
@@ -256,7 +326,7 @@ def evaluate(s: Setup, workdir: str, seed: int) -> dict:
                         seed) or workdir
   scenarios = scenarios_lib.build_scenarios(
       spec.modalities, config.eval.missing_rates, config.eval.missing_types)
-  evaluators = _evaluators(s, root)
+  evaluators, temperatures = _evaluators(s, root)
   by_split = {}
   for split in ("validation", "test"):
     announce(f"evaluating {len(evaluators)} methods x {len(scenarios)}"
@@ -267,27 +337,56 @@ def evaluate(s: Setup, workdir: str, seed: int) -> dict:
         mask_seed=config.eval.mask_seed)
   names = metrics.metric_names(spec.multilabel)
   primary = config.eval.get("primary_metric") or names[0]
+  choice = _evaluate_per_pattern(s, evaluators, scenarios, by_split, primary)
   results = results_lib.assemble(
       spec.name, names, primary, spec.modalities, scenarios,
       by_split["validation"], by_split["test"], spec.split_sizes["test"])
+  results["best_per_pattern_choice"] = choice
+  results["temperatures"] = temperatures
   results["protocol"] = _protocol(s)
   results["provenance"] = _provenance(s, root, results)
   results["code"] = provenance.code_version()
   return results
 
 
+def _evaluate_per_pattern(s: Setup, evaluators: dict, scenarios,
+                          by_split: dict, primary: str) -> dict:
+  """Chooses ``best_per_pattern`` on validation, then scores it on both
+  splits into ``by_split`` (``eval/pattern_choice.py``)."""
+  mods = s.dataset.spec.modalities
+  choice = pattern_choice.choose(by_split["validation"], primary, mods,
+                                 scenarios)
+  fn, members = pattern_choice.composite(
+      choice, {n: evaluators[n][0] for n in evaluators}, mods)
+  composite = {pattern_choice.NAME: (fn, {n: evaluators[n][1]
+                                          for n in members})}
+  for split, table in by_split.items():
+    table.update(evaluation.evaluate(
+        composite, dataset=s.dataset, split=split, scenarios=scenarios,
+        batch_size=s.config.eval.batch_size, mesh=s.mesh,
+        mask_seed=s.config.eval.mask_seed))
+  return choice
+
+
 def _provenance(s: Setup, root: str, results: dict) -> dict:
   """Per method, the record of the training its numbers come from."""
   def record(directory):
     r = provenance.read(directory) or {}
+    _, which = validation.chosen(directory, _select(s.config))
+    best = validation.read_record(directory) or {}
     return {"directory": directory, "identity": r.get("identity"),
-            "fingerprint": r.get("fingerprint"), "config": r.get("config")}
+            "fingerprint": r.get("fingerprint"), "config": r.get("config"),
+            "checkpoint": which,
+            "best_step": best.get("step") if which == "best" else None}
   out = {f"unimodal:{m}": record(unimodal_dir(root, m))
          for m in s.methods.unimodal}
   out["ume"] = {"members": [f"unimodal:{m}" for m in s.methods.unimodal]}
   out.update({name: record(os.path.join(root, name))
               for name in s.methods.fusion})
   out["ume_mma"] = {"same_as": results["ume_mma_choice"]["chosen"]}
+  out[pattern_choice.NAME] = {"per_pattern": {
+      name: c["chosen"]
+      for name, c in results["best_per_pattern_choice"].items()}}
   return out
 
 

@@ -37,6 +37,9 @@ MODEL_KEYS = {
     "fusion": rules.one_of(*classifier.FUSIONS),
     "substitute": rules.one_of(*SUBSTITUTES),
     "missing_logits": rules.one_of(*classifier.MISSING_LOGITS),
+    # Temperature-scale each uni-modal model on validation: in ``ume`` and
+    # in the heads sum_logits fusion starts from (eval/calibration.py).
+    "calibrate": rules.boolean,
 }
 
 
@@ -139,18 +142,23 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
                 fingerprint)
 
 
-def ume_logits(unimodal_methods: Mapping[str, Method], spec: DatasetSpec):
+def ume_logits(unimodal_methods: Mapping[str, Method], spec: DatasetSpec,
+               temperatures: Mapping[str, float] | None = None):
   """Eval logits of the Uni-Modal Ensemble over ``{m: params}``.
 
   Absent modalities are left out of the sum (the ensemble view): an
-  ensemble member without its input has nothing to say.
+  ensemble member without its input has nothing to say. With
+  ``temperatures`` each member's logits are divided by its own (a
+  calibrated sum: no over-confident member outvotes the others).
   """
+  scale = {m: 1.0 / float((temperatures or {}).get(m, 1.0))
+           for m in spec.modalities}
 
   def eval_logits(params_by_modality, batch, present):
     total = 0.0
     for i, m in enumerate(spec.modalities):
       logits = unimodal_methods[m].model.apply(
-          {"params": params_by_modality[m]}, batch[m])
+          {"params": params_by_modality[m]}, batch[m]) * scale[m]
       total = total + logits * present[:, i, None].astype(logits.dtype)
     return total
 

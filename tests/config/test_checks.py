@@ -11,7 +11,7 @@ from ume_jax.config import checks, common
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 SHIPPED = {
-    "default": ("", "small"), "avmnist": ("", "small"),
+    "default": ("", "small", "hard,small"), "avmnist": ("", "small"),
     "mmimdb": ("", "small", "map", "map,small", "map,clip", "clip,small",
                "clip,tuned"),
     "food101": ("", "small", "map,small", "map,clip", "clip,small"),

@@ -13,7 +13,11 @@ def test_accuracy_ignores_padding_and_adds_across_batches():
     total = metrics.add(total, metrics.batch_counts(
         logits[sl], labels[sl], valid[sl], multilabel=False))
   assert total["count"] == 5
-  assert metrics.finalize(total, False) == {"accuracy": 3 / 5}
+  got = metrics.finalize(total, False)
+  assert set(got) == {"accuracy", "ece", "nll"}
+  assert got["accuracy"] == 3 / 5
+  # The padding row (a confident 0 labelled 2) is in no ECE bin.
+  assert total["ece_count"].sum() == 5
 
 
 def test_multilabel_f1_variants_by_hand():

@@ -158,6 +158,7 @@ def base() -> ml_collections.ConfigDict:
   c.model.fusion = "sum_logits"      # or "concat_linear"
   c.model.substitute = "zeros"       # or "mean", "learned"
   c.model.missing_logits = "keep"    # "drop": leave absent logits out
+  c.model.calibrate = True           # temperature-scaled uni-modal models
 
   # Missing-modality augmentation: per-sample drop probability per modality.
   c.mma = ml_collections.ConfigDict(dict(
@@ -186,6 +187,12 @@ def base() -> ml_collections.ConfigDict:
       primary_metric=""))
   c.checkpoint = ml_collections.ConfigDict(dict(
       max_to_keep=2, every_steps=200, asynchronous=True))
+  # Validation during training (ume_jax/train/validation.py): every N steps
+  # and at the end; evaluation and fine-tuning read each run's best
+  # checkpoint ("best") or its last ("last"); patience > 0 stops a run after
+  # that many validations without improvement.
+  c.validation = ml_collections.ConfigDict(dict(
+      every_steps=100, select="best", patience=0))
   return c
 
 

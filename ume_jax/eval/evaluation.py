@@ -6,11 +6,17 @@ is a traced argument. Masks depend only on ``eval.mask_seed``, the scenario
 and each example's index, so all methods see the same missing modalities. A
 scenario that equals another (a modality missing at rate 1 is
 ``missing:<m>``) is scored once and reported under both names.
+
+``predict`` collects one model's logits on a split (e.g. to fit a
+temperature on validation, ``calibration.fit_temperature``) through the same
+batches and presence masks.
 """
+import functools
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ume_jax.config import rules
 from ume_jax.eval import metrics
@@ -49,6 +55,13 @@ def make_eval_step(eval_logits: EvalLogitsFn, *, multilabel: bool):
   return eval_step
 
 
+@functools.lru_cache(maxsize=64)
+def _jitted_step(eval_logits: EvalLogitsFn, multilabel: bool):
+  """One jitted step per model function, kept across calls: validation
+  during training evaluates the same model every few hundred steps."""
+  return jax.jit(make_eval_step(eval_logits, multilabel=multilabel))
+
+
 def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
              split: str, scenarios: Sequence[scenarios_lib.Scenario],
              batch_size: int, mesh, mask_seed: int
@@ -60,7 +73,7 @@ def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
   spec = dataset.spec
   multilabel = spec.multilabel
   n = spec.split_sizes[split]
-  jitted = {name: jax.jit(make_eval_step(fn, multilabel=multilabel))
+  jitted = {name: _jitted_step(fn, multilabel)
             for name, (fn, _) in evaluators.items()}
   ranks = jax.device_put(
       scenarios_lib.rank_table(mask_seed, len(spec.modalities), n),
@@ -80,3 +93,70 @@ def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
           totals[name, same_as[s.name] or s.name], multilabel)
              for s in scenarios}
       for name in evaluators}
+
+
+@functools.lru_cache(maxsize=16)
+def _predict_step(eval_logits: EvalLogitsFn, mesh):
+  """(params, batch, scenario arrays, ranks) -> (logits, label, index,
+  valid), replicated so that every process reads them whole."""
+
+  def step(params, batch, scenario_arrays, ranks):
+    present = scenarios_lib.present_mask(scenario_arrays, ranks,
+                                         batch["index"])
+    present = present & batch["present"]
+    logits = eval_logits(params, batch, present)
+    return logits, batch["label"], batch["index"], batch["valid"]
+
+  return jax.jit(step, out_shardings=mesh_lib.replicated(mesh))
+
+
+def predict(eval_logits: EvalLogitsFn, params, *, dataset, split: str,
+            batch_size: int, mesh, present=None
+            ) -> tuple[np.ndarray, np.ndarray]:
+  """One model's logits on ``split``: ``(logits (N, C), labels)``, labels
+  (N,) int32 or (N, C) multi-hot; row i is example i of the split (dataset
+  order), every example exactly once (the last batch's padding dropped).
+
+  ``present`` (M,) bool, in ``dataset.spec.modalities`` order, says which
+  modalities the model is given (default all: the logits ``evaluate``
+  scores under ``full``); the masks are built as ``make_eval_step`` builds
+  them, so an example the dataset itself lacks a modality for
+  (``batch["present"]``) lacks it here too. Every process gets the whole
+  arrays.
+  """
+  spec = dataset.spec
+  num = len(spec.modalities)
+  pattern = (np.ones(num, bool) if present is None
+             else np.asarray(present, bool))
+  if pattern.shape != (num,):
+    raise ValueError(f"present must be ({num},) bools for"
+                     f" {spec.modalities}, got shape {pattern.shape}")
+  n = spec.split_sizes[split]
+  arrays = scenarios_lib.scenario_arrays(
+      scenarios_lib.Scenario("predict", tuple(bool(a) for a in ~pattern)), n)
+  # A fixed pattern has no example missing at a rate (count 0): the ranks
+  # are never compared, zeros will do.
+  ranks = jax.device_put(np.zeros((num + 1, n), np.int32),
+                         mesh_lib.replicated(mesh))
+
+  jitted = _predict_step(eval_logits, mesh)
+  logits_out = labels_out = None
+  seen = np.zeros(n, bool)
+  for batch in dataset.eval_batches(split, batch_size,
+                                    mesh_lib.batch_sharding(mesh)):
+    logits, labels, index, valid = (
+        np.asarray(x) for x in jax.device_get(
+            jitted(params, batch, arrays, ranks)))
+    index = index[valid]
+    if logits_out is None:
+      logits_out = np.zeros((n,) + logits.shape[1:], logits.dtype)
+      labels_out = np.zeros((n,) + labels.shape[1:], labels.dtype)
+    if seen[index].any():
+      raise ValueError(f"{split}: an example came twice from eval_batches")
+    seen[index] = True
+    logits_out[index] = logits[valid]
+    labels_out[index] = labels[valid]
+  if not seen.all():
+    raise ValueError(f"{split}: {int((~seen).sum())} of {n} examples never"
+                     " came from eval_batches")
+  return logits_out, labels_out

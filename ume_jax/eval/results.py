@@ -138,17 +138,26 @@ def claims(runs: Sequence[dict]) -> list[dict]:
   return out
 
 
+def _keys(runs: Sequence[dict], table: str, method: str,
+          scenario: str) -> list[str]:
+  """The metrics of one cell that every run has, in the first run's order:
+  the headline ``metrics`` and the rest (``ece``, ``nll``)."""
+  return [k for k in runs[0][table][method][scenario]
+          if all(k in r[table][method][scenario] for r in runs)]
+
+
 def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
   """One seed's results per run -> the run's results: today's keys hold
-  the means over seeds, ``aggregate`` the summaries, ``paired_differences``
-  ``ume_mma`` minus every other method per seed, ``claims`` the verdicts,
-  ``per_seed`` each seed's own results."""
+  the means over seeds, ``aggregate`` the summaries (of every metric the
+  runs report: the headline ``metrics``, ``ece``, ``nll``),
+  ``paired_differences`` ``ume_mma`` minus every other method per seed,
+  ``claims`` the verdicts, ``per_seed`` each seed's own results."""
   first = runs[0]
   metric = first["primary_metric"]
   names = [s["name"] for s in first["scenarios"]]
   aggregate = {m: {s: {k: _over_seeds(runs, lambda r, m=m, s=s, k=k:
                                       r["methods"][m][s][k])
-                       for k in first["metrics"]}
+                       for k in _keys(runs, "methods", m, s)}
                    for s in names}
                for m in first["methods"]}
   means = lambda table: {m: {s: {k: v["mean"] for k, v in row.items()}
@@ -168,11 +177,15 @@ def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
                      {"per_seed": [r.get("provenance") for r in runs]}),
       "methods": means(aggregate),
       "ume_mma_choice": choice,
+      # Per seed (each seed's validation makes its own choices).
+      **{k: (first[k] if len(runs) == 1
+             else {"per_seed": [r.get(k) for r in runs]})
+         for k in ("best_per_pattern_choice", "temperatures") if k in first},
       "ceiling": {s: _over_seeds(runs, lambda r, s=s: r["ceiling"][s])["mean"]
                   for s in first["ceiling"]},
       "validation": means({m: {s: {k: _over_seeds(
           runs, lambda r, m=m, s=s, k=k: r["validation"][m][s][k])
-                                   for k in first["metrics"]}
+                                   for k in _keys(runs, "validation", m, s)}
                                for s in names}
                            for m in first["validation"]}),
       "seeds": list(seeds),

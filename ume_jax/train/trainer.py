@@ -5,6 +5,7 @@ is a call to ``train`` with its own directory. Restarted, a run resumes from
 the latest checkpoint in that directory (model, optimizer and input iterator
 state), and draws the same masks it would have drawn uninterrupted.
 """
+import dataclasses
 import math
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra import preemption
 from ume_jax.infra.logs import MetricWriter, Progress, announce
 from ume_jax.methods import Method
-from ume_jax.train import optim, provenance, seeds
+from ume_jax.train import optim, provenance, seeds, validation
 from ume_jax.train import step as step_lib
 from ume_jax.train.state import TrainState
 
@@ -91,13 +92,18 @@ def total_steps(stage_cfg, train_size: int) -> int:
 def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
           seed: int, init_params: Callable[[Any], Any] | None = None,
           checkpoint_cfg=None, log_every_steps: int = 50,
-          provenance_record: tuple[dict, dict] | None = None) -> Any:
+          provenance_record: tuple[dict, dict] | None = None,
+          validate: Callable[[Any], dict] | None = None,
+          validation_cfg=None) -> Any:
   """Trains ``method`` into ``directory``; returns its final parameters.
 
   ``init_params(params)`` may replace freshly initialised parameters (e.g.
   with uni-modal checkpoints); it runs only when no checkpoint exists here.
   ``provenance_record`` (fingerprint, resolved config), if given, is checked
   against the directory's record before resuming (``provenance.py``).
+  ``validate(params) -> {name: value, "score": value}``, with
+  ``validation_cfg`` (``validation.CONFIG_KEYS``), scores the run on
+  validation as it trains and keeps its best checkpoint (``validation.py``).
   """
   num_steps = total_steps(stage_cfg, dataset.spec.split_sizes["train"])
   tx = optim.make_optimizer(stage_cfg.optim, num_steps)
@@ -134,6 +140,13 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   writer = MetricWriter(directory)
   start = int(jax.device_get(state.step))
   progress = Progress(method.name, num_steps, start)
+  validator = _Validator.start(directory, method, validate, validation_cfg,
+                               num_steps)
+  if validator is not None and validator.tracker.stopped_at is not None:
+    announce(f"{method.name}: stopped early at step"
+             f" {validator.tracker.stopped_at} (validation); not trained"
+             " further")
+    num_steps = start   # the loop below does nothing
   unchecked = []   # (step, device bool "finite") since the last check
   try:
     for step in range(start + 1, num_steps + 1):
@@ -148,8 +161,18 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
         scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
         scalars["steps_per_s"] = progress.report(step, scalars)
         writer.write(step, scalars)
-      if save or preempted:
+      stop = False
+      if validator is not None and validator.due(step):
+        _check_finite(unchecked, method.name, ckpt)
+        unchecked = []
+        stop = validator.run(step, state, data_iter, writer)
+      if save or preempted or stop:
         ckpt.save(step, state, data_iter.get_state())
+      if stop:
+        announce(f"{method.name}: no better validation score in"
+                 f" {validator.tracker.patience} validations; stopped at"
+                 f" step {step} (best: step {validator.tracker.step})")
+        break
       if preempted:
         ckpt.wait()
         raise preemption.Preempted(method.name, step, directory)
@@ -157,7 +180,50 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
     ckpt.close()
     writer.close()
     data_iter.close()
+    if validator is not None:
+      validator.close()
   return state.params
+
+
+@dataclasses.dataclass
+class _Validator:
+  """A run's validation schedule, best-checkpoint saver and tracker."""
+
+  validate: Callable[[Any], dict]
+  every: int
+  num_steps: int
+  tracker: validation.Tracker
+  best: checkpoint.Checkpointer
+
+  @classmethod
+  def start(cls, directory, method, validate, cfg, num_steps):
+    if validate is None or not cfg or int(cfg.get("every_steps", 0)) <= 0:
+      return None
+    best = checkpoint.Checkpointer(validation.best_dir(directory),
+                                   method.fingerprint, max_to_keep=1,
+                                   asynchronous=False)
+    tracker = validation.Tracker.load(directory, int(cfg.get("patience", 0)),
+                                      best.latest_step())
+    return cls(validate, int(cfg.get("every_steps")), num_steps, tracker, best)
+
+  def due(self, step: int) -> bool:
+    return step % self.every == 0 or step == self.num_steps
+
+  def run(self, step, state, data_iter, writer) -> bool:
+    """Validates at ``step``; saves a new best; True to stop early."""
+    scores = {k: float(v) for k, v in self.validate(state.params).items()}
+    writer.write(step, {f"val/{k}": v for k, v in scores.items()})
+    if self.tracker.update(step, scores):
+      self.best.save(step, state, data_iter.get_state())
+      self.best.wait()
+    stop = self.tracker.should_stop()
+    if stop:
+      self.tracker.stopped_at = step
+    self.tracker.write()
+    return stop
+
+  def close(self):
+    self.best.close()
 
 
 def _check_finite(unchecked: list, name: str, ckpt) -> None:

@@ -11,19 +11,28 @@ import jax
 
 from ume_jax.infra import checkpoint
 from ume_jax.methods import Method
+from ume_jax.train import validation
 
 
 def load_into_fusion(params: dict, *,
                      unimodal: Mapping[str, tuple[str, Method]],
-                     load_heads: bool) -> dict:
+                     load_heads: bool, select: str = "last",
+                     temperatures=None) -> dict:
   """Returns ``params`` with encoders (and heads) from uni-modal checkpoints.
 
-  ``unimodal``: modality -> (checkpoint directory, its uni-modal method).
-  ``load_heads`` is True for ``sum_logits`` fusion, whose per-modality heads
-  have the uni-modal heads' shapes; ``concat_linear`` has one new head.
+  ``unimodal``: modality -> (run directory, its uni-modal method); each
+  run's ``select`` checkpoint is read (``validation.chosen``: its best or
+  its last). ``load_heads`` is True for ``sum_logits`` fusion, whose
+  per-modality heads have the uni-modal heads' shapes; ``concat_linear``
+  has one new head. ``temperatures`` (``{m: T}``, or a function returning
+  them, called once) divides each loaded head by its model's temperature,
+  so the fusion model starts as the calibrated ensemble.
   """
+  if callable(temperatures):
+    temperatures = temperatures()
   params = dict(params)
-  for m, (directory, method) in unimodal.items():
+  for m, (run_dir, method) in unimodal.items():
+    directory, _ = validation.chosen(run_dir, select)
     wanted = {"encoder": params[f"{m}_encoder"]}
     if load_heads:
       wanted["head"] = params[f"{m}_head"]
@@ -34,5 +43,6 @@ def load_into_fusion(params: dict, *,
                                           abstract)
     params[f"{m}_encoder"] = loaded["encoder"]
     if load_heads:
-      params[f"{m}_head"] = loaded["head"]
+      scale = 1.0 / float((temperatures or {}).get(m, 1.0))
+      params[f"{m}_head"] = jax.tree.map(lambda x: x * scale, loaded["head"])
   return params

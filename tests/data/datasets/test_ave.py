@@ -175,7 +175,7 @@ def test_whisper_small_config_end_to_end(fixture_dir, tmp_path):
   results = experiment.run(c, workdir)
   assert set(results["methods"]) == {
       "unimodal:audio", "unimodal:visual", "ume", "late_fusion",
-      "late_fusion_pretrained", "mma", "ume_mma"}
+      "late_fusion_pretrained", "mma", "ume_mma", "best_per_pattern"}
   assert np.isfinite(results["methods"]["mma"]["full"]["accuracy"])
   # The frozen front end and block0 are still the package's weights after
   # uni-modal pre-training and mma fine-tuning.

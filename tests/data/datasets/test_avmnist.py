@@ -186,7 +186,7 @@ def test_small_config_end_to_end(raw, tmp_path):
                                                      c.eval.missing_rates)]
   assert sorted(res["methods"]) == sorted(
       ["unimodal:image", "unimodal:audio", "ume", "late_fusion",
-       "late_fusion_pretrained", "mma", "ume_mma"])
+       "late_fusion_pretrained", "mma", "ume_mma", "best_per_pattern"])
   for method, row in res["methods"].items():
     assert list(row) == names, method
     for s in names:
