@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 
 from tests import fakes as fx
-from ume_jax import data as data_lib
 from ume_jax import experiment
 from ume_jax import methods as methods_lib
 from ume_jax.config import common
 from ume_jax.infra import checkpoint
-from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import trainer, validation
 
 

@@ -114,10 +114,31 @@ def markdown_table(results: dict) -> str:
     lines += _table(results, "Missing rate (type:rate)",
                     [s["name"] for s in rates], labels, metric, False)
   lines += _map_layout(results, metric)
+  if "ece" in next(iter(results["methods"].values()))[fixed[0]]:
+    lines += _table(results, "Expected calibration error (test, %, 15 bins;"
+                    " lower is better)", fixed, labels, "ece", False)
   lines += _claims(results)
   lines.append(f"ume_mma = **{results['ume_mma_choice']['chosen']}**: "
                f"{results['ume_mma_choice']['reason']}.")
+  lines += _choices(results)
   return "\n".join(lines) + "\n"
+
+
+def _choices(results: dict) -> list[str]:
+  """The other choices validation made: temperatures, best_per_pattern."""
+  lines = []
+  temps = results.get("temperatures")
+  if temps and "per_seed" not in temps:
+    lines.append("Temperatures fitted on validation (NLL), dividing each"
+                 " uni-modal model's logits in `ume` and in the heads"
+                 " fusion starts from: " + ", ".join(
+                     f"{m} {t:.3g}" for m, t in temps.items()) + ".")
+  choice = results.get("best_per_pattern_choice")
+  if choice and "per_seed" not in choice:
+    lines.append("best_per_pattern chose, per presence pattern on"
+                 " validation: " + ", ".join(
+                     f"{s} → {c['chosen']}" for s, c in choice.items()) + ".")
+  return ([""] + lines) if lines else []
 
 
 _LINES = ("-", "--", "-.", ":")
