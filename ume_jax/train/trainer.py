@@ -157,15 +157,17 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
       if save or preempted or step % log_every_steps == 0:
         _check_finite(unchecked, method.name, ckpt)
         unchecked = []
-      if step % log_every_steps == 0 or step == num_steps:
-        scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
-        scalars["steps_per_s"] = progress.report(step, scalars)
-        writer.write(step, scalars)
-      stop = False
+      stop, logged = False, {}
       if validator is not None and validator.due(step):
         _check_finite(unchecked, method.name, ckpt)
         unchecked = []
-        stop = validator.run(step, state, data_iter, writer)
+        logged, stop = validator.run(step, state, data_iter)
+      if step % log_every_steps == 0 or step == num_steps:
+        scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
+        scalars["steps_per_s"] = progress.report(step, scalars)
+        logged = {**scalars, **logged}
+      if logged:   # one row per step: training and validation scalars
+        writer.write(step, logged)
       if save or preempted or stop:
         ckpt.save(step, state, data_iter.get_state())
       if stop:
@@ -209,10 +211,10 @@ class _Validator:
   def due(self, step: int) -> bool:
     return step % self.every == 0 or step == self.num_steps
 
-  def run(self, step, state, data_iter, writer) -> bool:
-    """Validates at ``step``; saves a new best; True to stop early."""
+  def run(self, step, state, data_iter) -> tuple[dict, bool]:
+    """Validates at ``step`` and saves a new best: (the scalars to log,
+    whether to stop early)."""
     scores = {k: float(v) for k, v in self.validate(state.params).items()}
-    writer.write(step, {f"val/{k}": v for k, v in scores.items()})
     if self.tracker.update(step, scores):
       self.best.save(step, state, data_iter.get_state())
       self.best.wait()
@@ -220,7 +222,7 @@ class _Validator:
     if stop:
       self.tracker.stopped_at = step
     self.tracker.write()
-    return stop
+    return {f"val/{k}": v for k, v in scores.items()}, stop
 
   def close(self):
     self.best.close()
