@@ -14,7 +14,7 @@ from ume_jax.config import common
 from ume_jax import experiment, methods
 from ume_jax.infra import checkpoint
 from ume_jax.config import checks as config_checks
-from ume_jax.eval import evaluation
+from ume_jax.eval import calibration, evaluation
 from ume_jax.train import warm_start
 from ume_jax.missing import scenarios
 from ume_jax.infra import mesh as mesh_lib
@@ -45,7 +45,15 @@ def run(tmp_path_factory):
   asset = make_learnable_asset(tmp / "asset.npz")
   config = _config(tmp, asset)
   workdir = str(tmp / "workdir")
-  results = experiment.run(config, workdir)
+  fits = []
+  fit = calibration.fit_temperature
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(calibration, "fit_temperature",
+                  lambda *a, **k: fits.append(1) or fit(*a, **k))
+    results = experiment.run(config, workdir)
+  # Two warm starts (late_fusion_pretrained, mma) and the evaluation use
+  # the temperatures; each uni-modal model's is fitted once.
+  assert len(fits) == 2
   return config, workdir, results
 
 

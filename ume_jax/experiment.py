@@ -99,6 +99,10 @@ class Setup:
   dataset: data_lib.Dataset
   mesh: jax.sharding.Mesh
   methods: Methods
+  # Fitted temperatures per (pre-training root, checkpoints read): the
+  # warm starts and the evaluation of one replicate fit them once.
+  temperatures: dict = dataclasses.field(default_factory=dict, repr=False,
+                                         compare=False)
 
 
 def setup(config, devices: Sequence | None = None) -> Setup:
@@ -287,20 +291,27 @@ def _fit_temperatures(s: Setup, root: str, params: dict | None = None
                       ) -> dict[str, float]:
   """Per modality, the temperature minimising its uni-modal model's NLL on
   the validation split (``params`` {m: params}, else restored from
-  ``root``); {} unless ``model.calibrate``."""
+  ``root``); {} unless ``model.calibrate``. Fitted once per set of
+  checkpoints; a fit at the search's edge uses T = 1 (no evidence)."""
   if not s.config.model.get("calibrate"):
     return {}
-  out = {}
-  for m, u in s.methods.unimodal.items():
-    p = (params or {}).get(m)
-    if p is None:
-      p = _restore(s, unimodal_dir(root, m), u)
-    logits, labels = evaluation.predict(
-        u.eval_logits, p, dataset=s.dataset, split="validation",
-        batch_size=s.config.eval.batch_size, mesh=s.mesh)
-    out[m] = calibration.fit_temperature(logits, labels,
-                                         s.dataset.spec.multilabel)
-  return out
+  read = tuple((m, validation.chosen(unimodal_dir(root, m), _select(s.config)),
+                (validation.read_record(unimodal_dir(root, m)) or {}).get(
+                    "step")) for m in s.methods.unimodal)
+  key = (os.path.abspath(root), read)
+  if key not in s.temperatures:
+    out = {}
+    for m, u in s.methods.unimodal.items():
+      p = (params or {}).get(m)
+      if p is None:
+        p = _restore(s, unimodal_dir(root, m), u)
+      logits, labels = evaluation.predict(
+          u.eval_logits, p, dataset=s.dataset, split="validation",
+          batch_size=s.config.eval.batch_size, mesh=s.mesh)
+      out[m] = calibration.fit_temperature(
+          logits, labels, s.dataset.spec.multilabel, at_bound=1.0)
+    s.temperatures[key] = out
+  return dict(s.temperatures[key])
 
 
 def _evaluators(s: Setup, root: str) -> tuple[dict, dict[str, float]]:

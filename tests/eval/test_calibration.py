@@ -128,6 +128,16 @@ def test_fit_temperature_at_the_edges_returns_the_bound():
   with pytest.warns(UserWarning):
     assert calibration.fit_temperature(logits, labels, False,
                                        bounds=(0.5, 4.0)) == 0.5
+  # What ensembles use instead of an edge: no rescaling at all.
+  with pytest.warns(UserWarning, match="T = 0.05 .*using T = 1"):
+    assert calibration.fit_temperature(logits, labels, False,
+                                       at_bound=1.0) == 1.0
+  with warnings.catch_warnings():   # an interior optimum ignores it
+    warnings.simplefilter("error")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    noisy = (np.eye(3)[y] + rng.normal(size=(200, 3))) * 4
+    assert calibration.fit_temperature(noisy, y, False, at_bound=1.0) > 1.5
 
 
 def test_fit_temperature_of_a_flat_nll_is_one():

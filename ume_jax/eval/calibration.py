@@ -72,7 +72,8 @@ def nll(logits, labels, multilabel: bool, temperature: float = 1.0) -> float:
 
 
 def fit_temperature(logits, labels, multilabel: bool, *,
-                    bounds: tuple[float, float] = (T_MIN, T_MAX)) -> float:
+                    bounds: tuple[float, float] = (T_MIN, T_MAX),
+                    at_bound: float | None = None) -> float:
   """The temperature T > 0 minimising ``nll(logits, labels, multilabel, T)``.
 
   Searched over log T in ``[log bounds[0], log bounds[1]]`` (default T in
@@ -121,10 +122,11 @@ def fit_temperature(logits, labels, multilabel: bool, *,
   best_log = min(max(best_log, a), b)
   if best_log - a < 2 * _LOG_TOL or b - best_log < 2 * _LOG_TOL:
     edge = low if best_log - a < 2 * _LOG_TOL else high
+    use = edge if at_bound is None else float(at_bound)
     warnings.warn(f"fit_temperature: the NLL is smallest at the search"
-                  f" bound T = {edge:g} (range {low:g}..{high:g}); returning"
-                  " the bound", stacklevel=2)
-    return edge
+                  f" bound T = {edge:g} (range {low:g}..{high:g}); using"
+                  f" T = {use:g}", stacklevel=2)
+    return use
   return math.exp(best_log)
 
 
