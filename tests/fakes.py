@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 
+import jax
 import numpy as np
 from PIL import Image
 
@@ -64,6 +65,40 @@ def batch(size=16, seed=0, spec=SPEC, with_eval_keys=False):
     b["valid"] = np.ones(size, bool)
     b["index"] = np.arange(size, dtype=np.int32)
   return b
+
+
+class InMemoryDataset:
+  """A dataset of random inputs in memory, with ``eval_batches`` as the
+  pipeline's: global batch b holds indices [b G, (b + 1) G); padding has
+  valid False, index -1, zero inputs, label 0, present True. Every 4th
+  example lacks the second modality in the data itself."""
+
+  def __init__(self, spec, seed=0):
+    self.spec = spec
+    rng = np.random.default_rng(seed)
+    self.arrays = {}
+    for split, n in spec.split_sizes.items():
+      a = {m: rng.normal(size=(n,) + spec.input_shapes[m]).astype(np.float32)
+           for m in spec.modalities}
+      a["label"] = rng.integers(0, spec.num_classes, n).astype(np.int32)
+      a["present"] = np.ones((n, len(spec.modalities)), bool)
+      a["present"][::4, 1] = False  # every 4th example has no audio
+      self.arrays[split] = a
+
+  def eval_batches(self, split, global_batch_size, sharding):
+    a = self.arrays[split]
+    n = self.spec.split_sizes[split]
+    for start in range(0, n, global_batch_size):
+      pos = start + np.arange(global_batch_size)
+      valid = pos < n
+      take = np.where(valid, pos, 0)
+      b = {k: np.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v[take],
+                       np.ones_like(v[take]) if k == "present"
+                       else np.zeros_like(v[take]))
+           for k, v in a.items()}
+      b["valid"] = valid
+      b["index"] = np.where(valid, pos, -1).astype(np.int32)
+      yield jax.device_put(b, sharding)
 
 
 def make_learnable_asset(path, sizes=None, seed=0, audio_noise=1.6):

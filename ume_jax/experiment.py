@@ -256,7 +256,8 @@ def _validator(s: Setup, run: TrainingRun):
         {method.name: (method.eval_logits, params)}, dataset=s.dataset,
         split="validation", scenarios=scenarios,
         batch_size=config.eval.batch_size, mesh=s.mesh,
-        mask_seed=config.eval.mask_seed)[method.name]
+        mask_seed=config.eval.mask_seed,
+        decompose=config.eval.decompose)[method.name]
     scores = {sc.name: by_scenario[sc.name][primary] for sc in scenarios}
     return {**scores, "score": sum(scores.values()) / len(scores)}
 
@@ -314,7 +315,7 @@ def _fit_temperatures(s: Setup, root: str, params: dict | None = None
   return dict(s.temperatures[key])
 
 
-def _evaluators(s: Setup, root: str) -> tuple[dict, dict[str, float]]:
+def load_evaluators(s: Setup, root: str) -> tuple[dict, dict[str, float]]:
   """(method name -> (eval_logits, params restored from checkpoints), the
   uni-modal models' temperatures ``ume`` is calibrated with)."""
   dirs = _run_dirs(s, root)
@@ -337,7 +338,7 @@ def evaluate(s: Setup, workdir: str, seed: int) -> dict:
                         seed) or workdir
   scenarios = scenarios_lib.build_scenarios(
       spec.modalities, config.eval.missing_rates, config.eval.missing_types)
-  evaluators, temperatures = _evaluators(s, root)
+  evaluators, temperatures = load_evaluators(s, root)
   by_split = {}
   for split in ("validation", "test"):
     announce(f"evaluating {len(evaluators)} methods x {len(scenarios)}"
@@ -345,7 +346,8 @@ def evaluate(s: Setup, workdir: str, seed: int) -> dict:
     by_split[split] = evaluation.evaluate(
         evaluators, dataset=s.dataset, split=split, scenarios=scenarios,
         batch_size=config.eval.batch_size, mesh=s.mesh,
-        mask_seed=config.eval.mask_seed)
+        mask_seed=config.eval.mask_seed,
+        decompose=config.eval.decompose)
   names = metrics.metric_names(spec.multilabel)
   primary = config.eval.get("primary_metric") or names[0]
   choice = _evaluate_per_pattern(s, evaluators, scenarios, by_split, primary)
@@ -375,7 +377,8 @@ def _evaluate_per_pattern(s: Setup, evaluators: dict, scenarios,
     table.update(evaluation.evaluate(
         composite, dataset=s.dataset, split=split, scenarios=scenarios,
         batch_size=s.config.eval.batch_size, mesh=s.mesh,
-        mask_seed=s.config.eval.mask_seed))
+        mask_seed=s.config.eval.mask_seed,
+        decompose=s.config.eval.decompose))
   return choice
 
 

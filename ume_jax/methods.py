@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ume_jax.data import DatasetSpec
+from ume_jax.eval import decomposed
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.config import rules
 from ume_jax.missing.masking import SUBSTITUTES, MaskingSpec
@@ -86,11 +87,26 @@ def unimodal(model_cfg, spec: DatasetSpec, m: str,
     del key
     return model.apply({"params": params}, batch[m])
 
-  def eval_logits(params, batch, present):
+  index = spec.modalities.index(m)
+
+  def general(params, batch, present):
     inputs = masking.inputs(batch, present, unimodal=True)
     return model.apply({"params": params}, inputs[m])
 
-  index = spec.modalities.index(m)
+  def real(params, batch):
+    return model.apply({"params": params}, batch[m])
+
+  def substitute(params, batch):
+    inputs = masking.inputs(batch, _nothing_present(batch), unimodal=True)
+    return model.apply({"params": params}, inputs[m])
+
+  def assemble(params, pieces, present):
+    del params
+    return jnp.where(present[:, index, None], pieces["real"], pieces["sub"])
+
+  eval_logits = decomposed.Decomposed(
+      general, lambda params: {"real": (real, params),
+                               "sub": (substitute, params)}, assemble)
 
   def example_weights(batch):
     # An example without modality m teaches its uni-modal model nothing.
@@ -121,6 +137,25 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
     return model.apply({"params": params}, masking.inputs(batch, present),
                        present)
 
+  def encode(params, batch):
+    return model.apply({"params": params}, batch, None, encode_only=True)
+
+  def encode_substitutes(params, batch):
+    inputs = masking.inputs(batch, _nothing_present(batch))
+    return model.apply({"params": params}, inputs, None, encode_only=True)
+
+  def parts(params):
+    if masking.substitute == "learned":   # the token stands in, in the head
+      return {"real": (encode, params)}
+    return {"real": (encode, params), "sub": (encode_substitutes, params)}
+
+  def assemble(params, pieces, present):
+    features = pieces["real"]
+    if "sub" in pieces:
+      features = {m: jnp.where(present[:, i, None], features[m],
+                               pieces["sub"][m]) for i, m in enumerate(mods)}
+    return model.apply({"params": params}, None, present, encoded=features)
+
   def train_logits(params, batch, key):
     present = masking.training_present(batch)
     if augment:
@@ -138,8 +173,13 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
       "num_classes": spec.num_classes, "fusion": model_cfg.fusion,
       "substitute": masking.substitute,
       "missing_logits": model_cfg.missing_logits}
-  return Method(method, model, example_inputs, train_logits, forward,
-                fingerprint)
+  return Method(method, model, example_inputs, train_logits,
+                decomposed.Decomposed(forward, parts, assemble), fingerprint)
+
+
+def _nothing_present(batch: dict) -> jnp.ndarray:
+  """A presence mask with every modality absent: the substitutes' inputs."""
+  return jnp.zeros_like(batch["present"], dtype=jnp.bool_)
 
 
 def ume_logits(unimodal_methods: Mapping[str, Method], spec: DatasetSpec,
@@ -153,13 +193,24 @@ def ume_logits(unimodal_methods: Mapping[str, Method], spec: DatasetSpec,
   """
   scale = {m: 1.0 / float((temperatures or {}).get(m, 1.0))
            for m in spec.modalities}
+  members = {m: unimodal_methods[m].eval_logits for m in spec.modalities}
 
-  def eval_logits(params_by_modality, batch, present):
+  def parts(params_by_modality):
+    # The members' own real-input pieces: evaluated beside them, computed
+    # once for both.
+    return {m: members[m].parts(params_by_modality[m])["real"]
+            for m in spec.modalities}
+
+  def assemble(params_by_modality, pieces, present):
+    del params_by_modality
     total = 0.0
     for i, m in enumerate(spec.modalities):
-      logits = unimodal_methods[m].model.apply(
-          {"params": params_by_modality[m]}, batch[m]) * scale[m]
+      logits = pieces[m] * scale[m]
       total = total + logits * present[:, i, None].astype(logits.dtype)
     return total
 
-  return eval_logits
+  def general(params_by_modality, batch, present):
+    own = {m: fn(p, batch) for m, (fn, p) in parts(params_by_modality).items()}
+    return assemble(params_by_modality, own, present)
+
+  return decomposed.Decomposed(general, parts, assemble)

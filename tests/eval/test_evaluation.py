@@ -20,39 +20,6 @@ SPEC = dataclasses.replace(
     fx.SPEC, split_sizes={"train": 8, "validation": 21, "test": 16})
 
 
-class _Dataset:
-  """In memory, with eval_batches as the pipeline's: global batch b holds
-  indices [b G, (b + 1) G); padding has valid False, index -1, zero inputs,
-  label 0, present True. Some examples lack audio in the data itself."""
-
-  def __init__(self, spec, seed=0):
-    self.spec = spec
-    rng = np.random.default_rng(seed)
-    self.arrays = {}
-    for split, n in spec.split_sizes.items():
-      a = {m: rng.normal(size=(n,) + spec.input_shapes[m]).astype(np.float32)
-           for m in spec.modalities}
-      a["label"] = rng.integers(0, spec.num_classes, n).astype(np.int32)
-      a["present"] = np.ones((n, len(spec.modalities)), bool)
-      a["present"][::4, 1] = False  # every 4th example has no audio
-      self.arrays[split] = a
-
-  def eval_batches(self, split, global_batch_size, sharding):
-    a = self.arrays[split]
-    n = self.spec.split_sizes[split]
-    for start in range(0, n, global_batch_size):
-      pos = start + np.arange(global_batch_size)
-      valid = pos < n
-      take = np.where(valid, pos, 0)
-      b = {k: np.where(valid.reshape((-1,) + (1,) * (v.ndim - 1)), v[take],
-                       np.ones_like(v[take]) if k == "present"
-                       else np.zeros_like(v[take]))
-           for k, v in a.items()}
-      b["valid"] = valid
-      b["index"] = np.where(valid, pos, -1).astype(np.int32)
-      yield jax.device_put(b, sharding)
-
-
 def _mesh(shape=(8, 1)):
   devices = jax.devices()[:shape[0] * shape[1]]
   return mesh_lib.build_mesh({"data": shape[0], "fsdp": shape[1]}, devices)
@@ -74,7 +41,7 @@ def _models(mesh, seed=0):
 @pytest.fixture(scope="module")
 def setup():
   mesh = _mesh()
-  return _Dataset(SPEC), mesh, _models(mesh)
+  return fx.InMemoryDataset(SPEC), mesh, _models(mesh)
 
 
 def test_predict_returns_each_example_once_in_order(setup):

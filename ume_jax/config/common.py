@@ -184,7 +184,7 @@ def base() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict(dict(
       batch_size=512, missing_rates=RATE_GRID,
       missing_types=(), mask_seed=20231010, checkpoint_dir="",
-      primary_metric=""))
+      primary_metric="", decompose=True))
   c.checkpoint = ml_collections.ConfigDict(dict(
       max_to_keep=2, every_steps=200, asynchronous=True))
   # Validation during training (ume_jax/train/validation.py): every N steps

@@ -1,8 +1,13 @@
 """Every method under every missing-modality scenario, in one data pass.
 
 Each evaluation batch is read once and scored by all (method, scenario)
-pairs; one jitted step per method serves every scenario because the scenario
-is a traced argument. Masks depend only on ``eval.mask_seed``, the scenario
+pairs. Late-fusion methods, the uni-modal models and ``ume`` carry their
+decomposition (``decomposed.py``): one jitted function per batch runs each
+of their encoders once on the real inputs and once on the substitutes and
+assembles every scenario from those. Any other method takes the general
+path: one jitted step per method, run once per scenario (the scenario is a
+traced argument, so one compilation serves them all); ``decompose=False``
+forces it for every method. Masks depend only on ``eval.mask_seed``, the scenario
 and each example's index, so all methods see the same missing modalities. A
 scenario that equals another (a modality missing at rate 1 is
 ``missing:<m>``) is scored once and reported under both names.
@@ -19,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ume_jax.config import rules
-from ume_jax.eval import metrics
+from ume_jax.eval import decomposed, metrics
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.missing import scenarios as scenarios_lib
 
@@ -33,6 +38,9 @@ CONFIG_KEYS = {
     "mask_seed": rules.integer(),
     "checkpoint_dir": rules.text,       # "" -> the workdir
     "primary_metric": rules.text,       # "" -> the dataset's first metric
+    # Late-fusion methods' encoders once per batch (decomposed.py); False
+    # runs every method's whole forward per scenario (for the benchmark).
+    "decompose": rules.boolean,
 }
 
 EvalLogitsFn = Callable[[Any, dict, jnp.ndarray], jnp.ndarray]
@@ -64,7 +72,7 @@ def _jitted_step(eval_logits: EvalLogitsFn, multilabel: bool):
 
 def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
              split: str, scenarios: Sequence[scenarios_lib.Scenario],
-             batch_size: int, mesh, mask_seed: int
+             batch_size: int, mesh, mask_seed: int, decompose: bool = True
              ) -> dict[str, dict[str, dict[str, float]]]:
   """``evaluators``: method name -> (eval_logits, params).
 
@@ -73,20 +81,38 @@ def evaluate(evaluators: Mapping[str, tuple[Callable, Any]], *, dataset,
   spec = dataset.spec
   multilabel = spec.multilabel
   n = spec.split_sizes[split]
-  jitted = {name: _jitted_step(fn, multilabel)
-            for name, (fn, _) in evaluators.items()}
+  replicated = mesh_lib.replicated(mesh)
   ranks = jax.device_put(
       scenarios_lib.rank_table(mask_seed, len(spec.modalities), n),
-      mesh_lib.replicated(mesh))
+      replicated)
   same_as = {s.name: s.same_as(spec.modalities) for s in scenarios}
   scored = [s for s in scenarios if same_as[s.name] is None]
   arrays = {s.name: scenarios_lib.scenario_arrays(s, n) for s in scored}
+  split_up = {name: decompose and isinstance(fn, decomposed.Decomposed)
+              for name, (fn, _) in evaluators.items()}
+  general = {name: (_jitted_step(fn, multilabel), params)
+             for name, (fn, params) in evaluators.items()
+             if not split_up[name]}
+  whole = {name: e for name, e in evaluators.items() if split_up[name]}
+  if whole:
+    the_plan, part_params, eval_params = decomposed.plan(whole)
+    step = decomposed.jitted_step(the_plan, multilabel)
+    stacked = jax.device_put(
+        decomposed.stack([arrays[s.name] for s in scored]), replicated)
   totals: dict[tuple[str, str], dict] = {}
   for batch in dataset.eval_batches(split, batch_size,
                                     mesh_lib.batch_sharding(mesh)):
-    for name, (_, params) in evaluators.items():
+    if whole:
+      counts = metrics.to_host(step(part_params, eval_params, batch, stacked,
+                                    ranks))
+      for name in whole:
+        for k, s in enumerate(scored):
+          totals[name, s.name] = metrics.add(
+              totals.get((name, s.name)),
+              decomposed.scenario_counts(counts[name], k))
+    for name, (jitted, params) in general.items():
       for s in scored:
-        counts = jitted[name](params, batch, arrays[s.name], ranks)
+        counts = jitted(params, batch, arrays[s.name], ranks)
         totals[name, s.name] = metrics.add(totals.get((name, s.name)), counts)
   return {
       name: {s.name: metrics.finalize(

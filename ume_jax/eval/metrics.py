@@ -112,9 +112,16 @@ def _calibration_sums(per_example: dict) -> dict[str, np.ndarray]:
 
 def _whole(x) -> np.ndarray:
   """A batch-sharded array, whole, on every process."""
-  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+  if (isinstance(x, jax.Array) and not x.is_fully_addressable
+      and not x.sharding.is_fully_replicated):
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(jax.device_get(x))
+
+
+def to_host(counts):
+  """Counts (any nesting of ``batch_counts`` dicts) as whole numpy arrays
+  on every process."""
+  return jax.tree.map(_whole, counts)
 
 
 def add(total: dict | None, counts: dict) -> dict:
@@ -125,7 +132,7 @@ def add(total: dict | None, counts: dict) -> dict:
   per_example = counts.pop("per_example", None)
   counts = jax.tree.map(np.asarray, jax.device_get(counts))
   if per_example is not None:
-    counts.update(_calibration_sums(jax.tree.map(_whole, per_example)))
+    counts.update(_calibration_sums(to_host(per_example)))
   return counts if total is None else jax.tree.map(np.add, total, counts)
 
 

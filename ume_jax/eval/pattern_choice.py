@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from ume_jax.eval import decomposed
 from ume_jax.missing import scenarios as scenarios_lib
 
 NAME = "best_per_pattern"
@@ -62,7 +63,8 @@ def composite(choice: Mapping[str, dict], members: Mapping[str, Callable],
               modalities: Sequence[str]) -> tuple[Callable, list[str]]:
   """(eval logits applying ``choice`` per example, the member names it
   needs); ``members`` maps names to eval-logits functions, and the
-  composite's params are ``{member name: its params}``."""
+  composite's params are ``{member name: its params}``. When every member
+  needed is ``Decomposed``, so is the composite (its pieces: the members')."""
   names = sorted({c["chosen"] for c in choice.values()})
   table = np.zeros(1 << len(modalities), np.int32)
   for c in choice.values():
@@ -70,10 +72,25 @@ def composite(choice: Mapping[str, dict], members: Mapping[str, Callable],
   table = jnp.asarray(table)
   weights = jnp.asarray([1 << i for i in range(len(modalities))], jnp.int32)
 
-  def logits(params, batch, present):
-    stacked = jnp.stack([members[n](params[n], batch, present)
-                         for n in names])                     # (K, B, C)
-    pick = table[(present.astype(jnp.int32) * weights).sum(-1)]   # (B,)
-    return jnp.take_along_axis(stacked, pick[None, :, None], axis=0)[0]
+  def pick(member_logits, present):
+    stacked = jnp.stack(member_logits)                            # (K, B, C)
+    row = table[(present.astype(jnp.int32) * weights).sum(-1)]    # (B,)
+    return jnp.take_along_axis(stacked, row[None, :, None], axis=0)[0]
 
-  return logits, names
+  def logits(params, batch, present):
+    return pick([members[n](params[n], batch, present) for n in names],
+                present)
+
+  if not all(isinstance(members[n], decomposed.Decomposed) for n in names):
+    return logits, names
+
+  def parts(params):
+    return {(n, piece): part for n in names
+            for piece, part in members[n].parts(params[n]).items()}
+
+  def assemble(params, pieces, present):
+    return pick([members[n].assemble(
+        params[n], {piece: v for (owner, piece), v in pieces.items()
+                    if owner == n}, present) for n in names], present)
+
+  return decomposed.Decomposed(logits, parts, assemble), names

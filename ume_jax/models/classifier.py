@@ -59,12 +59,24 @@ class LateFusionClassifier(nn.Module):
   missing_logits: str = "keep"
 
   @nn.compact
-  def __call__(self, inputs: Mapping[str, jnp.ndarray],
-               present: jnp.ndarray) -> jnp.ndarray:
+  def __call__(self, inputs: Mapping[str, jnp.ndarray] | None,
+               present: jnp.ndarray | None, *,
+               encoded: Mapping[str, jnp.ndarray] | None = None,
+               encode_only: bool = False):
+    """Logits (B, C). Decomposed evaluation (``eval/decomposed.py``) calls
+    it in two halves over the same parameters: ``encode_only`` returns the
+    encoders' features ``{m: (B, D)}`` of ``inputs``; ``encoded`` skips the
+    encoders and fuses the given features (``inputs`` unused)."""
     features = []
     for i, m in enumerate(self.modalities):
       name, kwargs = self.encoders[m]
-      f = build_encoder(name, dict(kwargs), f"{m}_encoder")(inputs[m])
+      if encoded is None:
+        f = build_encoder(name, dict(kwargs), f"{m}_encoder")(inputs[m])
+      else:
+        f = encoded[m]
+      if encode_only:
+        features.append(f)
+        continue
       if self.substitute == "learned":
         token = self.param(
             f"{m}_missing_token",
@@ -73,6 +85,8 @@ class LateFusionClassifier(nn.Module):
             f.shape[-1:])
         f = masking.substitute_features(f, present[:, i], token)
       features.append(f)
+    if encode_only:
+      return dict(zip(self.modalities, features))
 
     if self.fusion == "concat_linear":
       return _head(self.num_classes, "fusion_head")(
