@@ -6,7 +6,7 @@ WORKDIR ?= workdirs/default
 CONFIG ?= configs/default.py
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-clip data clean
+.PHONY: run test bench bench-clip bench-eval data clean
 
 $(STAMP): setup.py requirements-pretrained.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench: $(STAMP)
 # Full-size CLIP ViT-B/16 towers (random weights): ~8 min on 2 CPU cores.
 bench-clip: $(STAMP)
 	$(PY) benchmarks/clip_towers.py
+
+# General vs decomposed evaluation on make run's checkpoints (run it first).
+bench-eval: $(STAMP)
+	$(PY) benchmarks/evaluation.py --config=$(CONFIG) --workdir=$(WORKDIR)
 
 clean:
 	rm -rf $(VENV) workdirs

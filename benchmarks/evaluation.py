@@ -21,7 +21,7 @@ Measurements: README's "Evaluation" section.
 import statistics
 import time
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py",
@@ -49,6 +49,7 @@ def _differences(general: dict, fast: dict) -> tuple[int, float]:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)   # Orbax logs every file at INFO
   from ume_jax import experiment  # pylint: disable=g-import-not-at-top
   from ume_jax.eval import evaluation  # pylint: disable=g-import-not-at-top
   from ume_jax.missing import scenarios as scenarios_lib  # pylint: disable=g-import-not-at-top
