@@ -12,6 +12,7 @@ fake datasets in the real on-disk formats.
   learnable from the inputs, so the end-to-end runs have signal.
 """
 import csv
+import glob
 import json
 import os
 import pathlib
@@ -99,6 +100,21 @@ class InMemoryDataset:
       b["valid"] = valid
       b["index"] = np.where(valid, pos, -1).astype(np.int32)
       yield jax.device_put(b, sharding)
+
+
+def tensorboard_scalars(logdir):
+  """{(tag, step): [values]} over every events file in ``logdir``, and the
+  files."""
+  from tensorboardX.proto import event_pb2
+  from ume_jax.infra import logs
+  files = sorted(glob.glob(os.path.join(logdir, logs.EVENTS_GLOB)))
+  found = {}
+  for path in files:
+    for data in logs._records(path):  # pylint: disable=protected-access
+      event = event_pb2.Event.FromString(data)
+      for v in event.summary.value:
+        found.setdefault((v.tag, event.step), []).append(v.simple_value)
+  return found, files
 
 
 def make_learnable_asset(path, sizes=None, seed=0, audio_noise=1.6):

@@ -1,5 +1,7 @@
 """End to end: every stage on a small learnable asset, through the real
 tfds/grain pipeline, on an 8-device (data=4, fsdp=2) mesh."""
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -12,7 +14,7 @@ from tests import fakes as fx
 from tests.fakes import make_learnable_asset
 from ume_jax.config import common
 from ume_jax import experiment, methods
-from ume_jax.infra import checkpoint
+from ume_jax.infra import checkpoint, workdir_lock
 from ume_jax.config import checks as config_checks
 from ume_jax.eval import calibration, evaluation
 from ume_jax.train import warm_start
@@ -39,6 +41,9 @@ def _config(tmp, workdir_asset):
   return c
 
 
+_PRINTED = io.StringIO()   # what the module's run printed
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("e2e")
@@ -50,7 +55,8 @@ def run(tmp_path_factory):
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(calibration, "fit_temperature",
                   lambda *a, **k: fits.append(1) or fit(*a, **k))
-    results = experiment.run(config, workdir)
+    with contextlib.redirect_stdout(_PRINTED):
+      results = experiment.run(config, workdir)
   # Two warm starts (late_fusion_pretrained, mma) and the evaluation use
   # the temperatures; each uni-modal model's is fitted once.
   assert len(fits) == 2
@@ -87,6 +93,33 @@ def test_results_json_is_complete_and_consistent(run):
     assert os.path.getsize(os.path.join(workdir, f)) > 0
   assert any(n.startswith("events.out.tfevents")
              for n in os.listdir(os.path.join(workdir, "mma")))
+
+
+def test_the_run_ends_with_the_path_of_its_results(run):
+  _, workdir, _ = run
+  last = _PRINTED.getvalue().strip().splitlines()[-1]
+  assert last == f"results: {os.path.join(workdir, 'results.json')}"
+
+
+def test_test_metrics_go_to_tensorboard(run):
+  _, workdir, results = run
+  scalars, files = fx.tensorboard_scalars(workdir)
+  assert len(files) == 1
+  for method, rows in results["methods"].items():
+    for scenario, values in rows.items():
+      for metric, value in values.items():
+        tag = f"test/{method}/{scenario}/{metric}".replace(":", "_")
+        assert scalars[tag, 0] == [
+            pytest.approx(value, rel=1e-6)]
+
+
+def test_a_second_run_on_one_workdir_is_refused_naming_the_first(tmp_path):
+  workdir = str(tmp_path / "wd")
+  with workdir_lock.held(workdir):
+    with pytest.raises(workdir_lock.WorkdirLockedError,
+                       match=rf"pid {os.getpid()}, started"):
+      experiment.run(fx.tiny_config(), workdir)
+  assert not os.path.exists(workdir_lock.lock_path(workdir))
 
 
 def test_training_learns_and_ume_drops_absent_modality(run):

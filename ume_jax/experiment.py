@@ -29,7 +29,7 @@ from ume_jax.config import common, rules
 from ume_jax.eval import (calibration, evaluation, metrics, pattern_choice,
                           report)
 from ume_jax.eval import results as results_lib
-from ume_jax.infra import checkpoint, preemption
+from ume_jax.infra import checkpoint, logs, preemption, workdir_lock
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra.logs import announce
 from ume_jax.missing import masking
@@ -476,6 +476,11 @@ def run(config, workdir: str) -> dict | None:
   """Runs ``config.stage`` in ``workdir``; returns results when evaluated."""
   if jax.process_index() == 0:
     _check_writable(workdir)   # before any data is read or prepared
+  with workdir_lock.held(workdir):   # one run per workdir (process 0's lock)
+    return _run(config, workdir)
+
+
+def _run(config, workdir: str) -> dict | None:
   s = setup(config)
   check_prerequisites(s, workdir)
   announce(f"mesh {dict(s.mesh.shape)} on {s.mesh.size} devices")
@@ -493,11 +498,20 @@ def run(config, workdir: str) -> dict | None:
     return None
   results = results_lib.combine(per_seed, [seed for seed, _ in reps])
   _write(results, workdir, show=True)
+  announce(logs.results_line(os.path.join(workdir, "results.json")))
   return results
 
 
 def _write(results: dict, directory: str, show: bool) -> None:
+  """results.json, results.md and the plot; the test metrics also to
+  TensorBoard (``test/<method>/<scenario>/<metric>``, ``:`` written ``_``:
+  TensorBoard tags allow no colon)."""
   if jax.process_index() == 0:   # every process holds the same results
     table = report.write_results(results, directory)
     if show:
       print(table, flush=True)
+  logs.write_summary(directory, {
+      f"test/{method}/{scenario}/{metric}".replace(":", "_"): value
+      for method, rows in results["methods"].items()
+      for scenario, values in rows.items()
+      for metric, value in values.items()})

@@ -52,6 +52,8 @@ def main(argv):
   # before jax.distributed.initialize.
   from ume_jax import errors, experiment
   from ume_jax.infra import preemption
+  # Only a preemption the processes agreed on exits gracefully; a Ctrl-C of
+  # one process of several (130) leaves at once.
   with distributed.failing_fast(graceful_exit_codes=(preemption.EXIT_STATUS,)):
     try:
       experiment.run(config, _WORKDIR.value)
@@ -60,7 +62,12 @@ def main(argv):
       raise SystemExit(f"error: {e}") from None
     except preemption.Preempted as e:
       print(f"preempted: {e}", flush=True)
-      raise SystemExit(preemption.EXIT_STATUS) from None
+      raise SystemExit(e.exit_status) from None
+    except KeyboardInterrupt as e:
+      # preemption.Interrupted, or a Ctrl-C before its handler is installed.
+      print(f"interrupted: {e if str(e) else preemption.Interrupted()}",
+            flush=True)
+      raise SystemExit(preemption.INTERRUPTED_STATUS) from None
 
 
 def _load_config():

@@ -1,5 +1,11 @@
 """The default job (`make run`) end to end on the embedded dataset, with the
 paper's claims checked on its test split: the numbers the README reports."""
+import json
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 
 from configs import default as default_config
@@ -7,11 +13,17 @@ from ume_jax import experiment
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def job(tmp_path_factory):
   config = default_config.get_config()
   config.data.data_dir = str(tmp_path_factory.mktemp("tfds"))
+  workdir = str(tmp_path_factory.mktemp("default_job"))
   # On the 8 fake test devices: sharded, where `make run` here uses one.
-  return experiment.run(config, str(tmp_path_factory.mktemp("default_job")))
+  return experiment.run(config, workdir), workdir
+
+
+@pytest.fixture(scope="module")
+def results(job):
+  return job[0]
 
 
 def _acc(results, method, scenario):
@@ -40,3 +52,93 @@ def test_mma_beats_late_fusion_on_every_missing_modality(results):
   for m in ("image", "audio"):
     s = f"missing:{m}"
     assert _acc(results, "mma", s) > _acc(results, "late_fusion", s)
+
+
+# --- the public API of a finished run (ume_jax/trained_run.py) -------------
+
+_REPRODUCE = """
+import json, sys
+import jax
+from ume_jax import trained_run
+
+workdir = sys.argv[1]
+with open(workdir + "/results.json") as f:
+  on_disk = json.load(f)
+for n in (8, 1):
+  again = json.loads(json.dumps(trained_run.reproduce(
+      workdir, devices=jax.devices()[:n])))
+  print(json.dumps({"devices": n, "results": again}))
+"""
+
+
+def _python(code, *args):
+  """``code`` run by a fresh interpreter (the suite's 8 fake devices);
+  its stdout."""
+  done = subprocess.run([sys.executable, "-c", code, *args],
+                        capture_output=True, text=True, timeout=600,
+                        cwd=ROOT)
+  assert done.returncode == 0, done.stderr[-3000:]
+  return done.stdout
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def _numbers_differ(want, got, path=""):
+  """(paths whose values differ, largest |difference| of NLL / ECE)."""
+  if isinstance(want, dict):
+    assert want.keys() == got.keys(), (path, set(want) ^ set(got))
+    out = [], 0.0
+    for k in want:
+      paths, gap = _numbers_differ(want[k], got[k], f"{path}/{k}")
+      out = out[0] + paths, max(out[1], gap)
+    return out
+  if isinstance(want, list):
+    assert len(want) == len(got), path
+    return _numbers_differ(dict(enumerate(want)), dict(enumerate(got)), path)
+  if want == got:
+    return [], 0.0
+  if re.search(r"/(ece|nll)(/|$)", path):
+    return [], abs(want - got)
+  return [path], 0.0
+
+
+def test_a_fresh_process_reproduces_results_json_with_the_public_api(job):
+  _, workdir = job
+  with open(os.path.join(workdir, "results.json")) as f:
+    on_disk = json.load(f)
+  on_disk.pop("code")
+  on_disk["per_seed"][0].pop("code")
+  runs = [json.loads(line) for line in
+          _python(_REPRODUCE, workdir).splitlines() if line.startswith("{")]
+  assert [r["devices"] for r in runs] == [8, 1]
+  for r in runs:
+    again = r["results"]
+    again.pop("code")
+    again["per_seed"][0].pop("code")
+    paths, gap = _numbers_differ(on_disk, again)
+    assert paths == [], (r["devices"], paths[:5])
+    # The devices it trained on: bit for bit. One device: other batch
+    # layouts, float rounding in the calibration metrics only.
+    assert gap == 0.0 if r["devices"] == 8 else gap < 1e-6, gap
+
+
+def test_the_readme_example_runs_as_written(job):
+  _, workdir = job
+  with open(os.path.join(ROOT, "README.md")) as f:
+    readme = f.read()
+  section = readme.split("## A finished run, from Python and the shell")[1]
+  code = section.split("```python\n")[1].split("```")[0]
+  assert 'trained_run.load("workdirs/default")' in code
+  out = _python(code.replace('"workdirs/default"', repr(workdir)))
+  printed = [line for line in out.strip().splitlines()
+             if not line.startswith("evaluating ")]   # progress lines
+  assert printed[0].startswith("['unimodal:image', 'unimodal:audio'")
+  assert printed[1] == "(512, 10) (4, 10)"
+  with open(os.path.join(workdir, "results.json")) as f:
+    on_disk = json.load(f)
+  assert float(printed[2]) == on_disk["methods"]["mma"]["missing:audio"][
+      "accuracy"]
+  assert float(printed[3]) == on_disk["methods"]["ume_mma"]["full"][
+      "accuracy"]

@@ -5,6 +5,7 @@ The signal tests run ``python -m ume_jax.main`` in a subprocess (8 fake CPU
 devices, like the test session) and compare against an uninterrupted run of
 the same command.
 """
+import glob
 import json
 import os
 import re
@@ -17,11 +18,13 @@ import time
 import jax
 import numpy as np
 import pytest
+from tensorboardX.proto import event_pb2
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
 from ume_jax.config import common
 from ume_jax import experiment, methods
+from ume_jax.infra import logs
 from ume_jax.infra import preemption
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import trainer
@@ -135,6 +138,20 @@ def test_sigterm_checkpoints_exits_143_and_rerun_matches(setup):
   _rerun_matches_reference(args, workdir, setup[3], r"resumed from step")
 
 
+def test_ctrl_c_checkpoints_exits_130_in_one_line_and_rerun_matches(setup):
+  args, workdir, code, out = _interrupt(setup, "sigint", signal.SIGINT, 300)
+  assert code == preemption.INTERRUPTED_STATUS, out
+  match = re.search(r"Ctrl-C \(SIGINT\) received; saved a checkpoint of step"
+                    r" (\d+)", out)
+  assert match, out
+  assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+  stopped = match.group(1)
+  assert any(os.path.isdir(os.path.join(workdir, d, stopped))
+             for d in ("pretrain/audio", "mma"))
+  assert not os.path.exists(os.path.join(workdir, "results.json"))
+  _rerun_matches_reference(args, workdir, setup[3], r"resumed from step")
+
+
 def test_kill_9_rerun_resumes_and_matches_uninterrupted_run(setup):
   args, workdir, code, _ = _interrupt(setup, "killed", signal.SIGKILL, 60)
   assert code == -signal.SIGKILL
@@ -203,6 +220,23 @@ def test_corrupt_latest_checkpoint_warns_and_resumes_from_previous(
   # from step 10 and is again what an uninterrupted run produced.
   assert os.listdir(os.path.join(image_dir, "corrupt"))[0].startswith("20.")
   _tree_close(_image_params(config, workdir), want, rtol=0, atol=0)
+  # The replayed steps 11..20 are logged once, in metrics.jsonl and in
+  # TensorBoard, with the learning rate; the events files hold values.
+  with open(os.path.join(image_dir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  assert [r["step"] for r in rows] == [5, 10, 15, 20]
+  assert all(r["learning_rate"] > 0 for r in rows)
+  found = {}
+  events = sorted(glob.glob(os.path.join(image_dir, logs.EVENTS_GLOB)))
+  for path in events:
+    for data in logs._records(path):
+      event = event_pb2.Event.FromString(data)
+      for v in event.summary.value:
+        found.setdefault((v.tag, event.step), []).append(v.simple_value)
+  assert sorted(s for t, s in found if t == "learning_rate") == [5, 10, 15, 20]
+  assert all(len(v) == 1 for v in found.values()), found
+  assert [found[("loss", r["step"])][0] for r in rows] == pytest.approx(
+      [r["loss"] for r in rows])
 
 
 def test_resume_on_another_mesh_and_device_count(pretrained_run):

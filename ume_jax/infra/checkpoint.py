@@ -12,7 +12,20 @@ A finished step can still be unreadable later (a truncated file, a disk
 error): restoring then warns, moves that step aside into
 ``<directory>/corrupt/`` (kept for inspection, never deleted) and falls back
 to the newest step that reads.
+
+A damaged file can also still *read*: a flipped byte in an OCDBT data file
+restores other numbers without any error. So every step carries a fourth
+item, ``checksum``: per array of the state two 32-bit position-weighted sums
+of its bits (computed on the devices from the global values, so the same on
+any mesh and on every process), and a SHA-256 of each JSON item. Restoring
+recomputes them from what was read, on every process, and a mismatch is an
+unreadable step like any other (warning, ``corrupt/``, previous step). A
+step whose checksum item exists but cannot be read is unreadable too. A
+step with no checksum item at all was written before checksums existed (a
+damaged file does not delete a directory): it restores unverified, with a
+warning, so an upgrade never sends a user's finished runs to ``corrupt/``.
 """
+import hashlib
 import json
 import os
 import time
@@ -20,6 +33,7 @@ from typing import Any, Callable
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
@@ -39,6 +53,140 @@ class CheckpointError(ValueError):
   """A checkpoint is missing, or belongs to another model."""
 
 
+class ChecksumMismatch(Exception):
+  """What a step restored differs from what was saved (a damaged file)."""
+
+
+ITEMS = ("state", "data_iter", "model", "checksum")
+CHECKSUM_VERSION = 1
+# Two odd multipliers/offsets: a changed element changes both sums.
+_HASH_CONSTANTS = ((0x9E3779B1, 0x7F4A7C15), (0x85EBCA77, 0xC2B2AE3D))
+
+
+def _leaf_sums(x):
+  """Two uint32 sums over the bits of ``x``, each element weighted by an
+  odd function of its position: any change of one element changes both."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  if x.dtype == jnp.bool_:
+    x = x.astype(jnp.uint8)
+  width = jnp.dtype(x.dtype).itemsize
+  unsigned = {1: jnp.uint8, 2: jnp.uint16}.get(width, jnp.uint32)
+  bits = jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32)
+  index = jnp.zeros(bits.shape, jnp.uint32)
+  stride = 1
+  for d in reversed(range(bits.ndim)):   # row-major position, no reshape
+    index = index + jax.lax.broadcasted_iota(jnp.uint32, bits.shape, d
+                                             ) * jnp.uint32(stride % 2**32)
+    stride *= bits.shape[d]
+  return jnp.stack([
+      jnp.sum(bits * ((index * jnp.uint32(m) + jnp.uint32(a))
+                      | jnp.uint32(1)), dtype=jnp.uint32)
+      for m, a in _HASH_CONSTANTS])
+
+
+_tree_sums = jax.jit(lambda tree: jax.tree.map(_leaf_sums, tree))
+
+
+def _path(key_path) -> str:
+  parts = []
+  for k in key_path:
+    for attr in ("name", "key", "idx"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+    else:
+      parts.append(str(k))
+  return "/".join(parts)
+
+
+def state_checksums(tree: Any) -> dict[str, list]:
+  """{"params/encoder/.../kernel": [dtype, shape, sum0, sum1], ...}."""
+  sums = _tree_sums(tree)
+  out = {}
+  for (key_path, leaf), (_, s) in zip(
+      jax.tree_util.tree_flatten_with_path(tree)[0],
+      jax.tree_util.tree_flatten_with_path(sums)[0]):
+    # Replicated: every process holds the whole (2,) result.
+    value = np.asarray(s.addressable_data(0))
+    out[_path(key_path)] = [str(leaf.dtype), list(leaf.shape),
+                            int(value[0]), int(value[1])]
+  return out
+
+
+def json_checksum(value: Any) -> str:
+  return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")
+                        ).hexdigest()
+
+
+def _verify_json(directory: str, step: int, checksums: dict | None,
+                 name: str, value: Any) -> None:
+  if checksums is not None and checksums.get(name) != json_checksum(value):
+    raise ChecksumMismatch(
+        f"its {name} item differs from the checksum saved with it"
+        f" (a damaged file in {os.path.join(directory, str(step), name)})")
+
+
+def _verify_state(directory: str, step: int, checksums: dict | None,
+                  tree: Any, prefix: str = "") -> None:
+  if checksums is None:   # written before checksums (_read_checksums)
+    return
+  saved = checksums.get("state", {})
+  got = state_checksums(tree)
+  for path, value in got.items():
+    path = prefix + path
+    if saved.get(path) != value:
+      raise ChecksumMismatch(
+          f"the array {path!r} it restored differs from the checksum saved"
+          f" with it ({'not in it' if path not in saved else 'other values'};"
+          " a damaged file in"
+          f" {os.path.join(directory, str(step), 'state')})")
+  if not prefix and set(saved) != set(got):
+    raise ChecksumMismatch(
+        "its state holds other arrays than its checksum lists"
+        f" ({sorted(set(saved) ^ set(got))[:3]})")
+
+
+def _read_checksums(manager, directory: str, step: int) -> dict | None:
+  """The step's checksums; None for a step written before they existed."""
+  if not os.path.isdir(os.path.join(directory, str(step), "checksum")):
+    logging.warning(
+        "Checkpoint step %d in %s has no checksum (written by a version of"
+        " ume_jax before checksums): restoring it unverified.", step,
+        directory)
+    return None
+  try:
+    found = manager.restore(step, args=ocp.args.Composite(
+        checksum=ocp.args.JsonRestore()))["checksum"]
+  except Exception as e:  # pylint: disable=broad-except
+    raise ChecksumMismatch(
+        f"its checksum item cannot be read ({describe_error(e)}): it is lost"
+        " or damaged, or the step was written before checksums existed")
+  if not isinstance(found, dict) or found.get(
+      "version") != CHECKSUM_VERSION:
+    raise ChecksumMismatch("its checksum item is damaged (unknown version)")
+  return found
+
+
+def describe_error(e: BaseException, limit: int = 400) -> str:
+  """``e`` in words: its type and first line without the Python/pybind
+  reprs some libraries put there (Orbax's read errors end in TensorStore's
+  ``<bound method ...>``), followed by its causes'."""
+  parts, seen = [], set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    text = lines[0] if lines else ""
+    for marker in (" See full TensorStore details", "<bound method",
+                   " [tensorstore_spec"):
+      text = text.split(marker)[0]
+    text = text.strip().rstrip(".:")
+    if text:
+      parts.append(f"{type(e).__name__}: {text}")
+    e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+  return ("; caused by ".join(parts) or "no message")[:limit]
+
+
 def _canonical(fingerprint: dict) -> dict:
   return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
 
@@ -55,7 +203,7 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=True,
             enable_async_checkpointing=asynchronous),
-        item_names=("state", "data_iter", "model"),
+        item_names=ITEMS,
     )
 
   def latest_step(self) -> int | None:
@@ -64,13 +212,18 @@ class Checkpointer:
   def save(self, step: int, state: Any, data_iter_state: dict | None):
     # Orbax writes JSON items from process 0 only: every process's input
     # position is gathered into that one file, each restores its own.
-    iter_states = _gather_json(data_iter_state or {})
+    iter_states = {"per_process": _gather_json(data_iter_state or {})}
+    checksums = {"version": CHECKSUM_VERSION,
+                 "state": state_checksums(state),
+                 "data_iter": json_checksum(iter_states),
+                 "model": json_checksum(self.fingerprint)}
     self._manager.save(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            data_iter=ocp.args.JsonSave({"per_process": iter_states}),
-            model=ocp.args.JsonSave(self.fingerprint)),
+            data_iter=ocp.args.JsonSave(iter_states),
+            model=ocp.args.JsonSave(self.fingerprint),
+            checksum=ocp.args.JsonSave(checksums)),
         force=True)
 
   def restore_latest(self, abstract_state: Any
@@ -103,12 +256,16 @@ class Checkpointer:
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """Restores ``state`` onto the shardings in ``abstract_state``."""
-    check_fingerprint(self.directory, self.fingerprint, self._manager, step)
+    checksums = check_fingerprint(self.directory, self.fingerprint,
+                                  self._manager, step)
     restored = self._manager.restore(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state),
             data_iter=ocp.args.JsonRestore()))
+    _verify_json(self.directory, step, checksums, "data_iter",
+                 restored["data_iter"])
+    _verify_state(self.directory, step, checksums, restored["state"])
     per_process = restored["data_iter"].get("per_process", [])
     if len(per_process) != jax.process_count():
       raise CheckpointError(
@@ -153,9 +310,11 @@ def _newest_readable(manager: ocp.CheckpointManager, directory: str,
       raise
     except Exception as e:  # pylint: disable=broad-except
       # Anything else means the files of this step are damaged.
+      what = (str(e) if isinstance(e, ChecksumMismatch)
+              else describe_error(e))
       logging.warning(
-          "Checkpoint step %d in %s is unreadable (%s: %s); %s", step,
-          directory, type(e).__name__, str(e).splitlines()[0][:300],
+          "Checkpoint step %d in %s is unreadable (%s); %s", step,
+          directory, what,
           "moving it to corrupt/ and trying the previous step."
           if on_unreadable else "trying the previous step.")
       if on_unreadable is not None:
@@ -164,9 +323,14 @@ def _newest_readable(manager: ocp.CheckpointManager, directory: str,
 
 
 def check_fingerprint(directory: str, expected: dict,
-                      manager: ocp.CheckpointManager, step: int):
+                      manager: ocp.CheckpointManager, step: int) -> dict:
+  """Raises unless step ``step`` is of the model ``expected``; returns the
+  step's checksums (its model item is checked against them first, so a
+  damaged file is not mistaken for another model)."""
+  checksums = _read_checksums(manager, directory, step)
   found = manager.restore(
       step, args=ocp.args.Composite(model=ocp.args.JsonRestore()))["model"]
+  _verify_json(directory, step, checksums, "model", found)
   expected = _canonical(expected)
   if found != expected:
     diff = sorted(k for k in set(found) | set(expected)
@@ -176,6 +340,7 @@ def check_fingerprint(directory: str, expected: dict,
         f" its {diff} differ from this run's config ({ {k: found.get(k) for k in diff} }"
         f" stored vs { {k: expected.get(k) for k in diff} } now). Use a fresh"
         " --workdir, or delete that directory to retrain.")
+  return checksums
 
 
 def _missing_error(directory: str) -> CheckpointError:
@@ -214,16 +379,18 @@ def restore_params(directory: str, fingerprint: dict, abstract_params: Any
       # Orbax's three warnings per directory about what read_only implies.
       directory, options=ocp.CheckpointManagerOptions(
           create=False, enable_async_checkpointing=False),
-      item_names=("state", "data_iter", "model"))
+      item_names=ITEMS)
   def read(step):
-    check_fingerprint(directory, fingerprint, manager, step)
-    return manager.restore(
+    checksums = check_fingerprint(directory, fingerprint, manager, step)
+    params = manager.restore(
         step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
             item={"params": abstract_params},
             restore_args=jax.tree.map(
                 lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding),
                 {"params": abstract_params}),
             partial_restore=True)))["state"]["params"]
+    _verify_state(directory, step, checksums, params, prefix="params/")
+    return params
 
   try:
     found = _newest_readable(manager, directory, read)

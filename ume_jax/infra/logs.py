@@ -2,29 +2,50 @@
 
 Only process 0 writes; other processes get a writer that does nothing, so
 call sites need no ``if jax.process_index() == 0``.
+
+A resumed run replays the steps after its checkpoint, so a writer opened
+with ``resume_step`` first drops what the logs hold past that step: rows of
+``metrics.jsonl`` (rewritten atomically) and TensorBoard events (the kept
+ones are merged into one events file, the old files removed), so each step
+is logged once. The TensorBoard file is created at the first value written:
+a rerun that has nothing to train adds no empty events file.
 """
+import glob
 import json
 import os
+import struct
 import sys
 import time
 
 import jax
+
+EVENTS_GLOB = "events.out.tfevents.*"
 
 
 class MetricWriter:
   """Appends ``{"step": s, **scalars}`` lines to ``<logdir>/metrics.jsonl``
   and mirrors them to TensorBoard event files via tensorboardX."""
 
-  def __init__(self, logdir: str, *, tensorboard: bool = True):
+  def __init__(self, logdir: str, *, tensorboard: bool = True,
+               resume_step: int | None = None):
     self._active = jax.process_index() == 0
     self._tb = None
+    self._tensorboard = tensorboard
+    self._logdir = logdir
     if not self._active:
       return
     os.makedirs(logdir, exist_ok=True)
-    self._jsonl = open(os.path.join(logdir, "metrics.jsonl"), "a")
-    if tensorboard:
+    path = os.path.join(logdir, "metrics.jsonl")
+    if resume_step is not None:
+      _trim_jsonl(path, resume_step)
+      _trim_tensorboard(logdir, resume_step)
+    self._jsonl = open(path, "a")
+
+  def _board(self):
+    if self._tb is None and self._tensorboard:
       from tensorboardX import SummaryWriter  # no TensorFlow needed
-      self._tb = SummaryWriter(logdir)
+      self._tb = SummaryWriter(self._logdir, filename_suffix=_unique())
+    return self._tb
 
   def write(self, step: int, scalars: dict[str, float]):
     if not self._active:
@@ -32,15 +53,135 @@ class MetricWriter:
     record = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()
-    if self._tb is not None:
+    board = self._board()
+    if board is not None:
       for k, v in scalars.items():
-        self._tb.add_scalar(k, float(v), int(step))
+        board.add_scalar(k, float(v), int(step))
 
   def close(self):
     if self._active:
       self._jsonl.close()
       if self._tb is not None:
         self._tb.close()
+
+
+def write_summary(logdir: str, scalars: dict[str, float], step: int = 0
+                  ) -> None:
+  """Adds ``scalars`` (e.g. evaluation results: ``"eval/<scenario>/<metric>"``)
+  at ``step`` to TensorBoard in ``logdir``, in an events file of their own,
+  replacing any values of those tags at that step written before (a rerun
+  evaluates again). Process 0 only; nothing is created for no scalars."""
+  if jax.process_index() != 0 or not scalars:
+    return
+  os.makedirs(logdir, exist_ok=True)
+  tags = set(scalars)
+  _rewrite_events(logdir, lambda event: not (
+      event.step == step and event.HasField("summary")
+      and any(v.tag in tags for v in event.summary.value)))
+  from tensorboardX import SummaryWriter
+  with SummaryWriter(logdir, filename_suffix=_unique()) as board:
+    for k, v in scalars.items():
+      board.add_scalar(k, float(v), int(step))
+
+
+def _unique() -> str:
+  """A suffix for a new events file: tensorboardX names files by the second,
+  and a second writer in the same second would overwrite the first's."""
+  return f".{os.getpid()}.{time.time_ns()}"
+
+
+def results_line(path: str) -> str:
+  """The last line of a run: where its results are."""
+  return f"results: {os.path.abspath(path)}"
+
+
+def _trim_jsonl(path: str, last_step: int) -> None:
+  """Drops the rows past ``last_step`` (and a half-written last line)."""
+  if not os.path.isfile(path):
+    return
+  kept, changed = [], False
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+        keep = line.endswith("\n") and int(row["step"]) <= last_step
+      except (ValueError, KeyError, TypeError):
+        keep = False
+      if keep:
+        kept.append(line)
+      else:
+        changed = True
+  if changed:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(kept)
+    os.replace(tmp, path)
+
+
+def _records(path: str):
+  """The serialized records of a TFRecord file, up to the first damaged or
+  half-written one."""
+  with open(path, "rb") as f:
+    data = f.read()
+  at = 0
+  while at + 12 <= len(data):
+    (length,) = struct.unpack("<Q", data[at:at + 8])
+    end = at + 12 + length + 4
+    if end > len(data):
+      return
+    yield data[at + 12:at + 12 + length]
+    at = end
+
+
+def _write_records(path: str, records) -> None:
+  from tensorboardX.record_writer import masked_crc32c
+  with open(path, "wb") as f:
+    for data in records:
+      header = struct.pack("<Q", len(data))
+      f.write(header + struct.pack("<I", masked_crc32c(header)) + data
+              + struct.pack("<I", masked_crc32c(data)))
+
+
+def _rewrite_events(logdir: str, keep) -> None:
+  """Keeps the events for which ``keep(event)`` holds, merged into one
+  file; removes files with no values (empty ones of earlier versions)."""
+  from tensorboardX.proto import event_pb2
+  files = sorted(glob.glob(os.path.join(logdir, EVENTS_GLOB)))
+  if not files:
+    return
+  kept, changed = [], False
+  for path in files:
+    values = 0
+    for data in _records(path):
+      event = event_pb2.Event.FromString(data)
+      if event.HasField("file_version"):
+        continue
+      if keep(event):
+        kept.append(data)
+        values += event.HasField("summary")
+      else:
+        changed = True
+    changed |= not values
+  if not changed:
+    return
+  if kept:
+    header = event_pb2.Event(wall_time=time.time(),
+                             file_version="brain.Event:2").SerializeToString()
+    # Named after the first file, so it sorts before files written later.
+    merged = files[0].removesuffix(".merged") + ".merged"
+    tmp = os.path.join(logdir, ".merging")
+    _write_records(tmp, [header] + kept)
+    os.replace(tmp, merged)
+  else:
+    merged = None
+  for path in files:
+    if path != merged:
+      os.remove(path)
+
+
+def _trim_tensorboard(logdir: str, last_step: int) -> None:
+  _rewrite_events(logdir, lambda event: not (
+      event.HasField("summary") and event.step > last_step))
 
 
 class Progress:

@@ -39,6 +39,13 @@ def _schedule(cfg: Mapping[str, Any], multiplier: float, total_steps: int):
       end_value=peak * float(cfg.get("final_lr_fraction", 0.0)))
 
 
+def learning_rate(cfg: Mapping[str, Any], total_steps: int, step: int
+                  ) -> float:
+  """The learning rate (multiplier 1) that training step ``step`` (1-based)
+  applies: optax counts the updates before it."""
+  return float(_schedule(cfg, 1.0, total_steps)(max(step - 1, 0)))
+
+
 def _base(cfg: Mapping[str, Any], lr) -> optax.GradientTransformation:
   name = cfg["name"]
   if name == "adamw":

@@ -56,9 +56,15 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
   return {prefix[:-1]: tree}
 
 
+def flat(tree: Mapping) -> dict[str, Any]:
+  """``{"section.key": value}`` of a config or fingerprint, as recorded
+  (canonical JSON: tuples are lists)."""
+  return _flat(_canonical(tree))
+
+
 def changed_keys(old: Mapping, new: Mapping) -> dict[str, tuple]:
   """``{key: (recorded, now)}`` for every leaf that differs."""
-  a, b = _flat(_canonical(old)), _flat(_canonical(new))
+  a, b = flat(old), flat(new)
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
           if a.get(k) != b.get(k)}
 

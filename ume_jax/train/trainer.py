@@ -89,6 +89,7 @@ def total_steps(stage_cfg, train_size: int) -> int:
   return int(math.ceil(stage_cfg.num_epochs * steps_per_epoch))
 
 
+@preemption.training()
 def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
           seed: int, init_params: Callable[[Any], Any] | None = None,
           checkpoint_cfg=None, log_every_steps: int = 50,
@@ -104,6 +105,7 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   ``validate(params) -> {name: value, "score": value}``, with
   ``validation_cfg`` (``validation.CONFIG_KEYS``), scores the run on
   validation as it trains and keeps its best checkpoint (``validation.py``).
+  Ctrl-C within it is a preemption notice (``preemption.training``).
   """
   num_steps = total_steps(stage_cfg, dataset.spec.split_sizes["train"])
   tx = optim.make_optimizer(stage_cfg.optim, num_steps)
@@ -137,8 +139,9 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   step_fn = jit_train_step(method, tx, stage_cfg, state_sh, batch_sh, mesh,
                            multilabel=dataset.spec.multilabel, seed=seed)
   every = int(ckpt_cfg.get("every_steps", 0)) or num_steps
-  writer = MetricWriter(directory)
   start = int(jax.device_get(state.step))
+  # Steps past the checkpoint are replayed: their old rows go.
+  writer = MetricWriter(directory, resume_step=start)
   progress = Progress(method.name, num_steps, start)
   validator = _Validator.start(directory, method, validate, validation_cfg,
                                num_steps)
@@ -165,6 +168,8 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
       if step % log_every_steps == 0 or step == num_steps:
         scalars = {k: float(v) for k, v in jax.device_get(scalars).items()}
         scalars["steps_per_s"] = progress.report(step, scalars)
+        scalars["learning_rate"] = optim.learning_rate(stage_cfg.optim,
+                                                       num_steps, step)
         logged = {**scalars, **logged}
       if logged:   # one row per step: training and validation scalars
         writer.write(step, logged)
