@@ -27,21 +27,27 @@ def lines(config) -> list[str]:
   """``section.key = value`` per leaf of ``config``, sorted."""
   from ume_jax.train import provenance  # pylint: disable=g-import-not-at-top
   return [f"{k} = {json.dumps(v)}"
-          for k, v in sorted(provenance.flat(config).items())]
+          for k, v in sorted(provenance.flat(_plain(config)).items())]
 
 
 def difference(recorded, given) -> list[str]:
   """One line per setting where ``given`` differs from ``recorded``."""
   from ume_jax.train import provenance  # pylint: disable=g-import-not-at-top
   return [f"{k}: run {json.dumps(a)}, config {json.dumps(b)}"
-          for k, (a, b) in provenance.changed_keys(recorded, given).items()]
+          for k, (a, b) in provenance.changed_keys(
+              _plain(recorded), _plain(given)).items()]
+
+
+def _plain(config):
+  """A ConfigDict as nested dicts (what a run records)."""
+  return config.to_dict() if hasattr(config, "to_dict") else config
 
 
 def _file_config():
   from ume_jax import errors  # pylint: disable=g-import-not-at-top
   from ume_jax.weights import graft  # pylint: disable=g-import-not-at-top
   try:
-    return graft.with_architectures(_CONFIG.value).to_dict()
+    return graft.with_architectures(_CONFIG.value)
   except errors.USER_ERRORS as e:
     raise SystemExit(f"error: {e}") from None
 
@@ -49,7 +55,7 @@ def _file_config():
 def _run_config():
   from ume_jax import trained_run  # pylint: disable=g-import-not-at-top
   try:
-    return trained_run.recorded_config(_WORKDIR.value).to_dict()
+    return trained_run.recorded_config(_WORKDIR.value)
   except trained_run.RunError as e:
     raise SystemExit(f"error: {e}") from None
 
