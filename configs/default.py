@@ -7,7 +7,7 @@ Run the whole method (pre-train -> fine-tune -> evaluate):
 One stage alone: ``--config.stage=pretrain|finetune|eval``. A laptop smoke run
 (a few hundred steps in all): ``--config=configs/default.py:small``. The
 settings themselves are ``ume_jax.config.common.base()``, which every other
-config starts from.
+config starts from, plus the ``moddrop`` baseline (``ume_jax/methods.py``).
 
 ``:hard`` (combinable: ``:hard,small``): the harder regime, where neither
 modality dominates. On avdigits as shipped the image model alone is
@@ -58,6 +58,9 @@ def get_config(arg=None):
   variants = common.parse_variants(arg, ("small", "hard"),
                                    "configs/default.py")
   c = common.base()
+  # The ablation ladder's second rung (results.md): mma's augmentation
+  # without the pre-trained start.
+  c.methods = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma")
   if "hard" in variants:
     c.data.image_pca_components = HARD_IMAGE_PCA_COMPONENTS
   if "small" in variants:

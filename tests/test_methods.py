@@ -3,6 +3,7 @@ import jax
 import numpy as np
 
 from tests import fakes as fx
+from ume_jax import experiment
 from ume_jax.missing import masking
 from ume_jax.eval import metrics
 from ume_jax.train import seeds
@@ -51,3 +52,27 @@ def test_fusion_training_never_sees_the_missing_audio():
     b = np.asarray(method.train_logits(params, other, key))
     np.testing.assert_allclose(a[lacking], b[lacking], rtol=1e-6)
     assert not np.allclose(a[~lacking], b[~lacking])
+
+
+def test_moddrop_draws_the_same_masks_as_mma():
+  """Modality dropout from scratch is mma's augmentation without the
+  pre-trained start: the same params, batch and key give the same logits,
+  which late fusion's (no augmentation) are not."""
+  config, batch, _ = _setup()
+  config.train_missing.rates.audio = 0.0
+  mma, moddrop, plain = (fx.fusion(config, fx.SPEC, n)
+                         for n in ("mma", "moddrop", "late_fusion"))
+  params = _init(mma)
+  key = jax.random.key(3)
+  a = np.asarray(mma.train_logits(params, batch, key))
+  np.testing.assert_array_equal(
+      np.asarray(moddrop.train_logits(params, batch, key)), a)
+  assert not np.allclose(np.asarray(plain.train_logits(params, batch, key)),
+                         a)
+  # Trained as the scratch baseline is, with mma's run seed.
+  config.methods = ("late_fusion", "moddrop", "mma")
+  runs = {r.method.name: r for r in experiment.training_runs(
+      experiment.Setup(config, None, None, experiment.build_methods(
+          config, fx.SPEC)), "/tmp/unused")}
+  assert runs["moddrop"].section == "scratch"
+  assert runs["moddrop"].seed == runs["mma"].seed

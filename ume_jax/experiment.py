@@ -202,7 +202,7 @@ def fingerprint(s: Setup, run: TrainingRun) -> dict:
     # Which checkpoint is the best (and, with patience, where training
     # stopped) depends on when validation runs.
     out["validation"] = config.validation.to_dict()
-  if run.method.name == "mma":
+  if run.method.name in methods_lib.AUGMENTED:
     out["drop_probs"] = config.mma.drop_probs.to_dict()
   if run.upstream:
     out["initialised_from"] = {
@@ -354,6 +354,7 @@ def evaluate(s: Setup, workdir: str, seed: int) -> dict:
   results = results_lib.assemble(
       spec.name, names, primary, spec.modalities, scenarios,
       by_split["validation"], by_split["test"], spec.split_sizes["test"])
+  results = results_lib.with_robustness(results)
   results["best_per_pattern_choice"] = choice
   results["temperatures"] = temperatures
   results["protocol"] = _protocol(s)

@@ -5,6 +5,9 @@
 - ``late_fusion_pretrained``: the same, initialised from uni-modal checkpoints;
 - ``mma``: initialised from uni-modal checkpoints, trained with per-sample
   missing-modality augmentation;
+- ``moddrop``: the late-fusion model trained jointly from scratch with the
+  same per-sample augmentation as ``mma`` (ModDrop-style modality dropout):
+  what augmentation does without uni-modal pre-training;
 - ``ume``: eval-only ensemble, the sum of the uni-modal models' logits over
   the modalities each example has;
 - ``ume_mma``: ``ume`` or ``mma``, chosen on validation (``eval/results.py``).
@@ -29,8 +32,11 @@ from ume_jax.models import LateFusionClassifier, UniModalClassifier
 from ume_jax.models import classifier
 from ume_jax.train import seeds
 
-FUSION_METHODS = ("late_fusion", "late_fusion_pretrained", "mma")
+FUSION_METHODS = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma")
 PRETRAINED_INIT = ("late_fusion_pretrained", "mma")
+# Trained with MMA's per-sample missing-modality augmentation (one mask
+# draw for both: masking.train_present with the run's key).
+AUGMENTED = ("moddrop", "mma")
 
 # The ``model`` section; encoders are checked against the dataset.
 MODEL_KEYS = {
@@ -131,7 +137,7 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
   model = LateFusionClassifier(
       mods, encoders, spec.num_classes, fusion=model_cfg.fusion,
       substitute=masking.substitute, missing_logits=model_cfg.missing_logits)
-  augment = method == "mma"
+  augment = method in AUGMENTED
 
   def forward(params, batch, present):
     return model.apply({"params": params}, masking.inputs(batch, present),

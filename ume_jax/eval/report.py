@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: a file, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ume_jax.eval import statistics  # noqa: E402
+
 # The missing-aware-prompts papers' headline setting: 70% missing.
 TABLE_RATE = 0.7
 
@@ -99,6 +101,85 @@ def _claims(results: dict) -> list[str]:
   return lines + [""]
 
 
+# The ablation ladder: each step adds one ingredient of UME-MMA (joint
+# training -> + augmentation -> pre-trained start -> both -> the ensemble ->
+# the choice), then the field's baselines.
+LADDER = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma", "ume",
+          "ume_mma", "umt", "prompts")
+_WORDS = {"holds": "wins", "fails": "loses", "undecided": "ties"}
+
+
+def _interval(summary: dict, scale: float = 100.0) -> str:
+  mean = f"{scale * summary['mean']:+.2f}"
+  if not summary.get("ci95"):
+    return mean
+  low, high = summary["ci95"]
+  return f"{mean} [{scale * low:+.2f}, {scale * high:+.2f}]"
+
+
+def _ablation(results: dict, columns: list[str], labels: dict,
+              metric: str) -> list[str]:
+  """One row per ladder method run: its scores, and ``ume_mma`` minus it
+  (paired by seed) under ``full`` and each column, with the verdict."""
+  rows = [m for m in LADDER if m in results["methods"]]
+  diffs = results.get("paired_differences") or {}
+  if len(rows) < 2:
+    return []
+  lines = ["## Ablation ladder (each row adds one ingredient)", "",
+           "| method | " + " | ".join(labels[c] for c in columns)
+           + " | ume_mma − method: " + ", ".join(labels[c] for c in columns)
+           + " |", "|---" * (len(columns) + 2) + "|"]
+  for m in rows:
+    vs = ""
+    if m in diffs:
+      vs = "; ".join(f"{_interval(diffs[m][c])} {_word(diffs[m][c])}"
+                     for c in columns)
+    lines.append(f"| {m} | " + " | ".join(
+        _cell(results, m, c, metric) for c in columns) + f" | {vs} |")
+  return lines + ["", "*wins* / *loses*: the paired 95% interval of the"
+                  " difference is above / below 0, *ties* otherwise; with"
+                  " one seed, *ahead* / *behind* / *equal* say only the"
+                  " point's side.", ""]
+
+
+def _word(diff: dict) -> str:
+  """UME-MMA against one baseline, from their paired difference."""
+  if diff["ci95"] is None:
+    return ("ahead" if diff["mean"] > 0 else "behind" if diff["mean"] < 0
+            else "equal")
+  return _WORDS[statistics.verdict(diff)]
+
+
+def _robustness(results: dict) -> list[str]:
+  """MultiBench's relative and effective robustness per missing type."""
+  table = results.get("robustness")
+  if not table:
+    return []
+  types = list(next(iter(table.values())))
+  agg = results.get("robustness_aggregate")
+  many = _n_seeds(results) > 1 and agg
+
+  def cell(m, t, k):
+    if table[m][t][k] is None:
+      return ""
+    if many:
+      return _interval(agg[m][t][k], 1.0).lstrip("+")
+    return f"{table[m][t][k]:.4f}"
+
+  head = [f"{t} rel." for t in types] + [f"{t} eff." for t in types]
+  lines = ["## Robustness over the missing-rate sweep (MultiBench)", "",
+           "Relative: area under the test curve over η in [0, 1]; effective:"
+           " sum over the sweep of the score minus `late_fusion`'s shifted"
+           " to the method's own `full` score (raw, not min-max normalised).",
+           "", "| method | " + " | ".join(head) + " |",
+           "|---" * (len(head) + 1) + "|"]
+  for m in table:
+    lines.append(f"| {m} | " + " | ".join(
+        [cell(m, t, "relative") for t in types]
+        + [cell(m, t, "effective") for t in types]) + " |")
+  return lines + [""]
+
+
 def markdown_table(results: dict) -> str:
   metric = results["primary_metric"]
   rates = _rate_scenarios(results)
@@ -113,6 +194,8 @@ def markdown_table(results: dict) -> str:
   if rates:
     lines += _table(results, "Missing rate (type:rate)",
                     [s["name"] for s in rates], labels, metric, False)
+  lines += _ablation(results, fixed, labels, metric)
+  lines += _robustness(results)
   lines += _map_layout(results, metric)
   if "ece" in next(iter(results["methods"].values()))[fixed[0]]:
     lines += _table(results, "Expected calibration error (test, %, 15 bins;"

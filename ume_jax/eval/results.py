@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ume_jax.eval import statistics
+from ume_jax.eval import robustness, statistics
 from ume_jax.missing import scenarios as scenarios_lib
 
 Table = Mapping[str, Mapping[str, Mapping[str, float]]]
@@ -76,6 +76,13 @@ def assemble(dataset_name: str, metric_names: Sequence[str], primary: str,
       "scenarios": [s.describe(modalities, test_size) for s in scenarios],
       "validation": {m: dict(v) for m, v in validation.items()},
   }
+
+
+def with_robustness(results: dict) -> dict:
+  """``results`` (one seed's) with ``robustness``: MultiBench's summaries of
+  every method's test curves (``robustness.py``)."""
+  return {**results, "robustness": robustness.summaries(
+      results["methods"], results["scenarios"], results["primary_metric"])}
 
 
 def _over_seeds(runs: Sequence[dict], value) -> dict:
@@ -194,5 +201,24 @@ def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
           b: _differences(runs, metric, names, "ume_mma", b)
           for b in first["methods"] if b != "ume_mma"},
       "claims": claims(runs),
+      **_robustness_over_seeds(runs),
       "per_seed": list(runs),
   }
+
+
+def _robustness_over_seeds(runs: Sequence[dict]) -> dict:
+  """``robustness`` (means over seeds) and ``robustness_aggregate`` (their
+  summaries); nothing where the runs have no rate sweep."""
+  first = runs[0].get("robustness")
+  if not first:
+    return {}
+  aggregate = {m: {t: {k: (None if v is None else _over_seeds(
+      runs, lambda r, m=m, t=t, k=k: r["robustness"][m][t][k]))
+                       for k, v in kinds.items()}
+                   for t, kinds in row.items()}
+               for m, row in first.items()}
+  return {"robustness": {m: {t: {k: None if v is None else v["mean"]
+                                 for k, v in kinds.items()}
+                             for t, kinds in row.items()}
+                         for m, row in aggregate.items()},
+          "robustness_aggregate": aggregate}
