@@ -5,7 +5,6 @@ The signal tests run ``python -m ume_jax.main`` in a subprocess (8 fake CPU
 devices, like the test session) and compare against an uninterrupted run of
 the same command.
 """
-import glob
 import json
 import os
 import re
@@ -18,13 +17,11 @@ import time
 import jax
 import numpy as np
 import pytest
-from tensorboardX.proto import event_pb2
 
 from tests import fakes as fx
 from tests.fakes import make_learnable_asset
 from ume_jax.config import common
 from ume_jax import experiment, methods
-from ume_jax.infra import logs
 from ume_jax.infra import preemption
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import trainer
@@ -226,13 +223,7 @@ def test_corrupt_latest_checkpoint_warns_and_resumes_from_previous(
     rows = [json.loads(line) for line in f]
   assert [r["step"] for r in rows] == [5, 10, 15, 20]
   assert all(r["learning_rate"] > 0 for r in rows)
-  found = {}
-  events = sorted(glob.glob(os.path.join(image_dir, logs.EVENTS_GLOB)))
-  for path in events:
-    for data in logs._records(path):
-      event = event_pb2.Event.FromString(data)
-      for v in event.summary.value:
-        found.setdefault((v.tag, event.step), []).append(v.simple_value)
+  found, _ = fx.tensorboard_scalars(image_dir)
   assert sorted(s for t, s in found if t == "learning_rate") == [5, 10, 15, 20]
   assert all(len(v) == 1 for v in found.values()), found
   assert [found[("loss", r["step"])][0] for r in rows] == pytest.approx(
