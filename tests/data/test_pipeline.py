@@ -9,6 +9,7 @@ import pytest
 from tests import fakes
 from ume_jax.data.datasets import avdigits
 from ume_jax.data import get_dataset
+from ume_jax.data.errors import DataError
 
 P = jax.sharding.PartitionSpec
 
@@ -216,3 +217,55 @@ def test_errors(make_config):
     _local(ds, 10, seed=0, p=0, n=4)
   with pytest.raises(ValueError, match="Unknown split"):
     _local(ds, 10, seed=0, split="dev")
+
+
+@pytest.mark.parametrize("saved_n,resumed_n", [(2, 1), (1, 2), (2, 4)])
+def test_state_resumes_on_another_process_count(make_config, saved_n,
+                                                resumed_n):
+  """A run saved by P processes continues on P' at the same global batch:
+  the global batches after the resume are those of the uninterrupted run
+  (the position counts global batches; their order is one permutation of
+  the split per epoch, whatever the process count)."""
+  ds = get_dataset(make_config())
+  whole = [b["index"] for b in _take(_local(ds, 8, seed=4), 10)]  # 1+ epoch
+  saved = []
+  for p in range(saved_n):
+    with _local(ds, 8, seed=4, p=p, n=saved_n) as it:
+      _take(it, 7)   # past the epoch boundary (50 examples)
+      saved.append(json.loads(json.dumps(it.get_state())))
+  parts = []
+  for p in range(resumed_n):
+    with _local(ds, 8, seed=4, p=p, n=resumed_n) as it:
+      it.set_state(it.state_from_processes(saved))
+      assert it.get_state()["process_index"] == p
+      parts.append([b["index"] for b in _take(it, 3)])
+  for i, want in enumerate(whole[7:]):
+    np.testing.assert_array_equal(
+        np.concatenate([parts[p][i] for p in range(resumed_n)]), want)
+
+
+def test_another_process_count_is_refused_where_it_cannot_continue(
+    make_config):
+  ds = get_dataset(make_config())
+  saved = []
+  for p in range(2):
+    with _local(ds, 8, seed=4, p=p, n=2) as it:
+      _take(it, 3 + p)   # processes at different positions: no checkpoint
+      saved.append(it.get_state())
+  with _local(ds, 8, seed=4) as it:
+    with pytest.raises(DataError, match=r"different input positions.*"
+                       r"process 0: .*'batches': 3.*process 1: "
+                       r".*'batches': 4"):
+      it.state_from_processes(saved)
+    with pytest.raises(DataError, match="no input position per process"):
+      it.state_from_processes([])
+    # The order's settings are still checked once remapped.
+    other_seed = [{**s, "seed": 5, "batches": 3} for s in saved]
+    with pytest.raises(DataError, match="seed: saved 5, now 4"):
+      it.set_state(it.state_from_processes(other_seed))
+  # A global batch that the new process count cannot split is refused when
+  # the iterator is built, before any checkpoint is read.
+  with pytest.raises(ValueError, match=r"global_batch_size=8 must be a"
+                     r" positive multiple of the process count \(3\).*"
+                     "any process count that divides"):
+    _local(ds, 8, seed=4, p=0, n=3)

@@ -29,7 +29,11 @@ def check_batch_size(global_batch_size: int, process_count: int, sharding):
   if global_batch_size <= 0 or global_batch_size % process_count:
     raise ValueError(
         f"global_batch_size={global_batch_size} must be a positive multiple of"
-        f" the process count ({process_count}).")
+        f" the process count ({process_count}): each process reads"
+        " global_batch_size / process_count examples of every global batch."
+        " Use a batch size that the process count divides, or another"
+        " number of processes (a checkpoint resumes on any process count"
+        " that divides its batch size).")
   if sharding is not None and global_batch_size % data_axis_size(sharding):
     raise ValueError(
         f"global_batch_size={global_batch_size} must be a multiple of the "

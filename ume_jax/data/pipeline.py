@@ -41,8 +41,10 @@ class TrainIterator:
   the same arguments) makes the next batch identical. The state is the
   number of batches consumed, so it is the same with any number of worker
   processes (a run resumes with another ``data.worker_count``); restoring it
-  under another seed, split, batch size or process layout is refused with a
-  DataError naming what changed.
+  under another seed, split or batch size is refused with a DataError naming
+  what changed. The count is one of *global* batches (each process takes one
+  local slice of every global batch), so a run saved by P processes resumes
+  on P' (``state_from_processes``).
   """
 
   def __init__(self, start: Callable[[int], grain.IterDataset], finish,
@@ -77,6 +79,40 @@ class TrainIterator:
 
   def get_state(self) -> dict:
     return {"batches": self._consumed, **self._info}
+
+  def state_from_processes(self, saved: list[dict]) -> dict:
+    """This iterator's state, from the states every process of a run with
+    another number of processes saved (in process order).
+
+    The position is the number of *global* batches consumed, and the order
+    of global batches does not depend on the process count (one seeded
+    permutation of the whole split per epoch), so the run continues at the
+    same global batch: process p of P' takes the p-th slice of it. Refused
+    (DataError) when the saved processes disagree on that count or on the
+    order's settings, which no complete checkpoint holds.
+    """
+    p, n = self._info["process_index"], self._info["process_count"]
+    # A global batch size that n does not divide never gets here: building
+    # the iterator refused it (global_batch.check_batch_size).
+    if not saved or not all(isinstance(s, dict) for s in saved):
+      raise DataError(
+          f"Cannot resume the input pipeline on {n} processes: the"
+          " checkpoint's data_iter item holds no input position per process"
+          f" (found {saved!r:.200}); expected one state per process of the"
+          " saved run. Start a fresh workdir.")
+    layout = ("process_index", "process_count")
+    shared = [{k: v for k, v in s.items() if k not in layout} for s in saved]
+    if any(s != shared[0] for s in shared[1:]):
+      raise DataError(
+          f"Cannot resume the input pipeline on {n} processes: the"
+          f" {len(saved)} processes that saved the checkpoint's data_iter"
+          " item were at different input positions or settings"
+          f" ({', '.join(f'process {i}: {s!r}' for i, s in enumerate(shared))}),"
+          " while every process of a run consumes the same global batches;"
+          " expected one shared position to remap onto this run's processes."
+          " Resume with the saved number of processes, or start a fresh"
+          " workdir.")
+    return {**shared[0], "process_index": p, "process_count": n}
 
   def set_state(self, state: dict) -> None:
     changed = {k: (state.get(k), v) for k, v in self._info.items()

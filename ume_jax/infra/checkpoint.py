@@ -211,7 +211,8 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, data_iter_state: dict | None):
     # Orbax writes JSON items from process 0 only: every process's input
-    # position is gathered into that one file, each restores its own.
+    # position is gathered into that one file, each restores its own (or,
+    # on another process count, a remapped one: ``restore``).
     iter_states = {"per_process": _gather_json(data_iter_state or {})}
     checksums = {"version": CHECKSUM_VERSION,
                  "state": state_checksums(state),
@@ -226,15 +227,17 @@ class Checkpointer:
             checksum=ocp.args.JsonSave(checksums)),
         force=True)
 
-  def restore_latest(self, abstract_state: Any
-                     ) -> tuple[int, Any, dict] | None:
+  def restore_latest(self, abstract_state: Any,
+                     remap_iter_state: Callable[[list[dict]], dict] | None
+                     = None) -> tuple[int, Any, dict] | None:
     """(step, state, iterator state) of the newest readable step, or None.
 
     Unreadable steps are moved aside to ``<directory>/corrupt/`` with a
     warning; a checkpoint of another model is an error, not a fallback.
+    ``remap_iter_state``: see ``restore``.
     """
     def read(step):
-      return self.restore(step, abstract_state)
+      return self.restore(step, abstract_state, remap_iter_state)
 
     found = _newest_readable(self._manager, self.directory, read,
                              on_unreadable=self._move_aside)
@@ -254,8 +257,17 @@ class Checkpointer:
       multihost_utils.sync_global_devices(f"ume_jax:aside:{step}")
     self._manager.reload()
 
-  def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
-    """Restores ``state`` onto the shardings in ``abstract_state``."""
+  def restore(self, step: int, abstract_state: Any,
+              remap_iter_state: Callable[[list[dict]], dict] | None = None
+              ) -> tuple[Any, dict]:
+    """Restores ``state`` onto the shardings in ``abstract_state``.
+
+    The iterator state returned is this process's own when the step was
+    written by as many processes as this run has. Otherwise it is
+    ``remap_iter_state(states of every saving process, in order)`` (the
+    input pipeline's ``TrainIterator.state_from_processes``); without one,
+    a CheckpointError.
+    """
     checksums = check_fingerprint(self.directory, self.fingerprint,
                                   self._manager, step)
     restored = self._manager.restore(
@@ -267,15 +279,26 @@ class Checkpointer:
                  restored["data_iter"])
     _verify_state(self.directory, step, checksums, restored["state"])
     per_process = restored["data_iter"].get("per_process", [])
-    if len(per_process) != jax.process_count():
+    if len(per_process) == jax.process_count():
+      return restored["state"], per_process[jax.process_index()]
+    if remap_iter_state is None or not per_process:
+      raise CheckpointError(
+          f"The checkpoint in {self.directory} (step {step}) holds the input"
+          f" position of {len(per_process)} processes in its data_iter item"
+          f" (key per_process) and this run has {jax.process_count()}:"
+          " expected one per process"
+          + ("" if per_process else " (the item holds none)")
+          + ", or a way to remap them. Resume with the same number of"
+          " processes, or evaluate it with config.stage=eval, which reads"
+          " parameters only.")
+    try:
+      return restored["state"], remap_iter_state(per_process)
+    except ValueError as e:   # DataError: this run cannot continue there
       raise CheckpointError(
           f"The checkpoint in {self.directory} (step {step}) was written by"
           f" {len(per_process)} processes and this run has"
-          f" {jax.process_count()}: each process resumes its own input"
-          " position. Resume with the same number of processes (devices"
-          " per process may differ), or evaluate it with"
-          " config.stage=eval, which reads parameters only.")
-    return restored["state"], per_process[jax.process_index()]
+          f" {jax.process_count()}; its input position does not remap: {e}"
+          ) from e
 
   def wait(self):
     self._manager.wait_until_finished()

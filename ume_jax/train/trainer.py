@@ -125,7 +125,9 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
 
   abstract = mesh_lib.abstract_like(
       jax.eval_shape(init_fn, seeds.init_key(seed)), state_sh)
-  restored = ckpt.restore_latest(abstract)
+  # A checkpoint of another process count resumes at its global batch.
+  restored = ckpt.restore_latest(
+      abstract, remap_iter_state=data_iter.state_from_processes)
   if restored is not None:
     latest, state, iter_state = restored
     data_iter.set_state(iter_state)
