@@ -56,18 +56,13 @@ def test_mma_beats_late_fusion_on_every_missing_modality(results):
 
 # --- the public API of a finished run (ume_jax/trained_run.py) -------------
 
-_REPRODUCE = """
-import json, sys
-import jax
-from ume_jax import trained_run
-
-workdir = sys.argv[1]
-with open(workdir + "/results.json") as f:
-  on_disk = json.load(f)
-for n in (8, 1):
-  again = json.loads(json.dumps(trained_run.reproduce(
-      workdir, devices=jax.devices()[:n])))
-  print(json.dumps({"devices": n, "results": again}))
+# Appended to the README's example (which ends with a reproduction on one
+# device, ``again``): the run's numbers on its own 8 devices, then both.
+_AND_ON_8 = """
+import json
+again_8 = trained_run.reproduce(WORKDIR, devices=jax.devices()[:8])
+for n, r in ((1, again), (8, again_8)):
+  print(json.dumps({"devices": n, "results": json.loads(json.dumps(r))}))
 """
 
 
@@ -104,15 +99,33 @@ def _numbers_differ(want, got, path=""):
   return [path], 0.0
 
 
-def test_a_fresh_process_reproduces_results_json_with_the_public_api(job):
+def test_the_readme_example_and_a_fresh_process_reproduce_results_json(job):
+  """The README's example runs as written (against this run), and in the
+  same fresh process the public API alone reproduces every number of its
+  results.json on one device and on the 8 it trained on."""
   _, workdir = job
+  with open(os.path.join(ROOT, "README.md")) as f:
+    readme = f.read()
+  section = readme.split("## A finished run, from Python and the shell")[1]
+  code = section.split("```python\n")[1].split("```")[0]
+  assert 'trained_run.load("workdirs/default")' in code
+  code = code.replace('"workdirs/default"', "WORKDIR")
+  out = _python(f"WORKDIR = {workdir!r}\n" + code + _AND_ON_8)
+  printed = [line for line in out.strip().splitlines()
+             if not line.startswith(("evaluating ", "{"))]   # progress
   with open(os.path.join(workdir, "results.json")) as f:
     on_disk = json.load(f)
+  assert printed[0].startswith("['unimodal:image', 'unimodal:audio'")
+  assert printed[1] == "(512, 10) (4, 10)"
+  assert float(printed[2]) == on_disk["methods"]["mma"]["missing:audio"][
+      "accuracy"]
+  assert float(printed[3]) == on_disk["methods"]["ume_mma"]["full"][
+      "accuracy"]
+  runs = [json.loads(line) for line in out.splitlines()
+          if line.startswith("{")]
+  assert [r["devices"] for r in runs] == [1, 8]
   on_disk.pop("code")
   on_disk["per_seed"][0].pop("code")
-  runs = [json.loads(line) for line in
-          _python(_REPRODUCE, workdir).splitlines() if line.startswith("{")]
-  assert [r["devices"] for r in runs] == [8, 1]
   for r in runs:
     again = r["results"]
     again.pop("code")
@@ -122,23 +135,3 @@ def test_a_fresh_process_reproduces_results_json_with_the_public_api(job):
     # The devices it trained on: bit for bit. One device: other batch
     # layouts, float rounding in the calibration metrics only.
     assert gap == 0.0 if r["devices"] == 8 else gap < 1e-6, gap
-
-
-def test_the_readme_example_runs_as_written(job):
-  _, workdir = job
-  with open(os.path.join(ROOT, "README.md")) as f:
-    readme = f.read()
-  section = readme.split("## A finished run, from Python and the shell")[1]
-  code = section.split("```python\n")[1].split("```")[0]
-  assert 'trained_run.load("workdirs/default")' in code
-  out = _python(code.replace('"workdirs/default"', repr(workdir)))
-  printed = [line for line in out.strip().splitlines()
-             if not line.startswith("evaluating ")]   # progress lines
-  assert printed[0].startswith("['unimodal:image', 'unimodal:audio'")
-  assert printed[1] == "(512, 10) (4, 10)"
-  with open(os.path.join(workdir, "results.json")) as f:
-    on_disk = json.load(f)
-  assert float(printed[2]) == on_disk["methods"]["mma"]["missing:audio"][
-      "accuracy"]
-  assert float(printed[3]) == on_disk["methods"]["ume_mma"]["full"][
-      "accuracy"]
