@@ -1,6 +1,7 @@
 """configs/clipart.py end to end on the embedded vision-language set: the
-pre-trained MiniLM text encoder really starts (and, frozen, stays) at the
-package's weights; the three-modality variant evaluates every subset."""
+pre-trained MiniLM text encoder and EfficientNet-Lite0 image encoder really
+start (and, frozen, stay) at the packages' weights; the three-modality
+variant evaluates every subset."""
 import itertools
 import os
 
@@ -57,6 +58,28 @@ def test_frozen_pretrained_layers_are_the_package_weights(two):
                fakes.fusion(config, spec, "late_fusion"))
   np.testing.assert_array_equal(np.asarray(lf["text_encoder"]["pos_embed"]),
                                 want["pos_embed"])
+
+
+def test_frozen_image_blocks_are_the_package_weights(two):
+  config, workdir, _ = two
+  spec = data_lib.get_dataset(config.data).spec
+  want = weights.load("efficientnet_lite0")
+  uni = _params(config, workdir, "pretrain/image",
+                fakes.unimodal(config, spec, "image"))["encoder"]
+  mma = _params(config, workdir, "mma",
+                fakes.fusion(config, spec, "mma"))["image_encoder"]
+  kept = [f"mbconv{i}" for i in range(clipart_config.EFFNET_SMALL_BLOCKS)]
+  first_trained = clipart_config.EFFNET_SMALL_FIRST_TRAINED
+  assert sorted(uni) == sorted(["stem"] + kept)
+  for got in (uni, mma):
+    # Frozen (the stem and the lower blocks): exactly the file's.
+    for key in ["stem"] + kept[:first_trained]:
+      jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+          np.asarray(a), b), got[key], want[key])
+    # The blocks above trained (at 1/10 of the rate).
+    for key in kept[first_trained:]:
+      assert not np.array_equal(np.asarray(got[key]["project"]["kernel"]),
+                                want[key]["project"]["kernel"])
 
 
 def test_text_is_learned_and_results_cover_both_modalities(two):

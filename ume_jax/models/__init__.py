@@ -3,7 +3,7 @@
 Importing this package registers the built-in encoders.
 """
 from ume_jax.models import (  # noqa: F401  (registers encoders)
-    bert, clip_text, cnn, resnet, text, vgg, vit, whisper)
+    bert, clip_text, cnn, efficientnet, resnet, text, vgg, vit, whisper)
 from ume_jax.models.classifier import LateFusionClassifier, UniModalClassifier
 from ume_jax.models.registry import build_encoder, encoder_names, register_encoder
 

@@ -190,9 +190,20 @@ def test_vgg_front_end_feeds_vgg16_what_hed_preprocess_gives(data_dir,
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
+def test_imagenet_front_end_is_the_imagenet_normalisation(data_dir, asset):
+  from ume_jax.data.frontends import imagenet
+  arrays, _ = asset
+  b = _first_batch(get_dataset(_cfg(data_dir,
+                                    image_normalization="imagenet")), size=8)
+  # 32 x 32 as stored: efficientnet_lite0 resizes on device.
+  assert b["image"].shape == (8, 32, 32, 3)
+  np.testing.assert_allclose(
+      b["image"], imagenet.normalize(arrays["test"]["image"][:8]), atol=1e-5)
+
+
 def test_bad_settings(data_dir):
   with pytest.raises(DataError, match="data.image_normalization"):
-    get_dataset(_cfg(data_dir, image_normalization="imagenet"))
+    get_dataset(_cfg(data_dir, image_normalization="caffe"))
   with pytest.raises(DataError, match="data.modalities"):
     get_dataset(_cfg(data_dir, modalities=("image", "audio")))
   with pytest.raises(DataError, match="data.tokenizer"):

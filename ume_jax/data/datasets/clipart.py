@@ -25,7 +25,9 @@ folder or file ``data.tokenizer_path``, e.g. CLIP's or BERT's:
 ``frontends/pretrained_tokenizer.py``); ``data.max_len`` ids per field (32).
 Images are standardised with this set's statistics, or
 (``data.image_normalization="vgg"``) put on the pre-trained VGG16's scale:
-RGB minus its mean, 0..255 (``vgg16`` encoder with ``channels="rgb"``).
+RGB minus its mean, 0..255 (``vgg16`` encoder with ``channels="rgb"``), or
+(``"imagenet"``) normalised with ImageNet's mean and std, for the
+pre-trained ``efficientnet_lite0`` (which resizes them itself).
 """
 
 import json
@@ -39,6 +41,7 @@ from ume_jax.data import pipeline
 from ume_jax.data import prepare as prepare_lib
 from ume_jax.data import transforms
 from ume_jax.data.errors import DataError
+from ume_jax.data.frontends import imagenet
 from ume_jax.data.frontends import pretrained_tokenizer
 from ume_jax.data.frontends import text_tokenizer
 from ume_jax.data.frontends import vgg_preprocess
@@ -240,17 +243,23 @@ def tokenizer(data_config, builder: Clipart, train_source, max_len: int):
   return tok
 
 
-IMAGE_NORMALIZATIONS = ("dataset", "vgg")
+# data.image_normalization -> (mean, std) of image / 255 per RGB channel.
+IMAGE_NORMALIZATIONS = {
+    "dataset": STATS,
+    "vgg": vgg_preprocess.PIPELINE_STATS_RGB,
+    "imagenet": imagenet.PIPELINE_STATS_RGB,
+}
 
 
 def _image_stats(data_config) -> tuple:
-  """``data.image_normalization``: this set's own statistics ("dataset") or
-  the pre-trained VGG16's front end ("vgg": RGB minus its mean, 0..255)."""
+  """``data.image_normalization``: this set's own statistics ("dataset"),
+  the pre-trained VGG16's front end ("vgg": RGB minus its mean, 0..255) or
+  ImageNet's mean and std ("imagenet", for ``efficientnet_lite0``)."""
   kind = data_config.get("image_normalization") or "dataset"
   if kind not in IMAGE_NORMALIZATIONS:
     raise DataError(f"data.image_normalization={kind!r}; expected one of"
                     f" {list(IMAGE_NORMALIZATIONS)}.")
-  return STATS if kind == "dataset" else vgg_preprocess.PIPELINE_STATS_RGB
+  return IMAGE_NORMALIZATIONS[kind]
 
 
 def load(data_config) -> pipeline.Dataset:
