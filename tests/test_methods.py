@@ -76,3 +76,33 @@ def test_moddrop_draws_the_same_masks_as_mma():
           config, fx.SPEC)), "/tmp/unused")}
   assert runs["moddrop"].section == "scratch"
   assert runs["moddrop"].seed == runs["mma"].seed
+
+
+def test_umt_is_late_fusion_plus_teachers():
+  """umt's student is the late-fusion model: the same parameters give the
+  same training logits (no augmentation) and the same evaluation, whatever
+  the teachers hold; its training run reads the uni-modal checkpoints."""
+  config, batch, _ = _setup()
+  umt, plain = (fx.fusion(config, fx.SPEC, n) for n in ("umt", "late_fusion"))
+  params = _init(plain)
+  with_teachers = {**params, "teacher": {
+      m: params[f"{m}_encoder"] for m in fx.SPEC.modalities}}
+  key = jax.random.key(3)
+  logits, terms = umt.train_terms(with_teachers, batch, key)
+  # Split at the features (one student forward for both losses): the same
+  # numbers within float rounding.
+  np.testing.assert_allclose(
+      np.asarray(logits), np.asarray(plain.train_logits(params, batch, key)),
+      rtol=1e-6, atol=1e-6)
+  assert set(terms) == {"distill"}
+  present = jax.numpy.asarray(batch["present"])
+  np.testing.assert_array_equal(
+      np.asarray(umt.eval_logits(with_teachers, batch, present)),
+      np.asarray(plain.eval_logits(params, batch, present)))
+  config.methods = ("late_fusion", "umt")
+  runs = {r.method.name: r for r in experiment.training_runs(
+      experiment.Setup(config, None, None, experiment.build_methods(
+          config, fx.SPEC)), "/tmp/unused")}
+  assert runs["umt"].section == "scratch" and runs["umt"].stage == "finetune"
+  assert set(runs["umt"].upstream) == set(fx.SPEC.modalities)
+  assert not runs["late_fusion"].upstream

@@ -37,6 +37,7 @@ def main(argv):
   # Imported only now: the device count above must be set before jax starts.
   from ume_jax import errors, experiment  # pylint: disable=g-import-not-at-top
   from ume_jax.train import aot  # pylint: disable=g-import-not-at-top
+  from ume_jax.infra import paths  # pylint: disable=g-import-not-at-top
   try:
     devices = aot.topology_devices(_TOPOLOGY.value) if _TOPOLOGY.value \
         else None
@@ -49,8 +50,7 @@ def main(argv):
           f" {r['params_mb']} MB, per device {r['argument_mb_per_device']} MB"
           f" arguments + {r['temp_mb_per_device']} MB temporaries")
   if _OUTPUT.value:
-    with open(_OUTPUT.value, "w") as f:
-      json.dump(report, f, indent=1)
+    paths.write_text(_OUTPUT.value, json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

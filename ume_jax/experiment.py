@@ -7,7 +7,7 @@ config trains, each with its config section, directory and seed; the
 ahead-of-time check (``aot_check.py``) reuses both. Layout of a workdir::
 
   pretrain/<modality>/   uni-modal checkpoints + metrics.jsonl + events
-  <method>/              late_fusion, late_fusion_pretrained, mma
+  <method>/              late_fusion, late_fusion_pretrained, mma, ...
   results.json, results.md, robustness.png
 
 With ``config.num_seeds = N > 1`` the whole method runs N times, seed k in
@@ -17,7 +17,6 @@ and the workdir's results aggregate them (``eval/results.combine``).
 import dataclasses
 import functools
 import os
-import tempfile
 from typing import Any, Callable, Sequence
 
 import jax
@@ -29,14 +28,14 @@ from ume_jax.config import common, rules
 from ume_jax.eval import (calibration, evaluation, metrics, pattern_choice,
                           report)
 from ume_jax.eval import results as results_lib
-from ume_jax.infra import checkpoint, logs, preemption, workdir_lock
+from ume_jax.infra import checkpoint, logs, paths, preemption, workdir_lock
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra.logs import announce
 from ume_jax.missing import masking
 from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.missing.masking import MaskingSpec
-from ume_jax.train import (aot, provenance, seeds, trainer, validation,
-                           warm_start)
+from ume_jax.train import (aot, distill, provenance, seeds, trainer,
+                           validation, warm_start)
 from ume_jax.weights import graft
 
 # The config section holding each fusion method's budget and optimizer:
@@ -62,6 +61,7 @@ CONFIG_SCHEMA = {
     "mesh": mesh_lib.CONFIG_KEYS,
     "model": methods_lib.MODEL_KEYS,
     "mma": masking.MMA_KEYS,
+    "umt": distill.CONFIG_KEYS,
     "train_missing": masking.TRAIN_MISSING_KEYS,
     **{section: trainer.STAGE_KEYS for section in common.STAGE_SECTIONS},
     "eval": evaluation.CONFIG_KEYS,
@@ -88,9 +88,15 @@ def build_methods(config, spec: data_lib.DatasetSpec,
   return Methods(
       unimodal={m: methods_lib.unimodal(config.model, spec, m, masking_spec)
                 for m in spec.modalities},
-      fusion={name: methods_lib.fusion(config.model, spec, name, masking_spec)
+      fusion={name: methods_lib.fusion(config.model, spec, name, masking_spec,
+                                       _distill_weight(config))
               for name in config.methods},
       masking=masking_spec)
+
+
+def _distill_weight(config) -> float:
+  return float((config.get("umt") or {}).get("distill_weight",
+                                             distill.DEFAULT_WEIGHT))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,11 +169,24 @@ def training_runs(s: Setup, workdir: str, seed: int | None = None
     else:   # from scratch: the encoders' own pre-trained weights, if any
       init = graft.initializer(config.model.encoders,
                                lambda m: f"{m}_encoder")
+      if name in methods_lib.DISTILLED:   # + the frozen uni-modal teachers
+        upstream = {m: unimodal_dir(pretrain_root, m)
+                    for m in s.methods.unimodal}
+        init = _then(init, functools.partial(
+            warm_start.load_teachers,
+            unimodal={m: (upstream[m], u)
+                      for m, u in s.methods.unimodal.items()},
+            select=_select(config)))
     runs.append(TrainingRun("finetune", SECTION_OF[name], method,
                             os.path.join(workdir, name),
                             seeds.fusion_seed(seed), init,
                             tuple(s.methods.unimodal), upstream))
   return runs
+
+
+def _then(first: Callable | None, second: Callable) -> Callable:
+  """``params -> second(first(params))`` (``first`` may be None)."""
+  return second if first is None else lambda p: second(first(p))
 
 
 # Data settings that say where the data is, how fast it is read or how many
@@ -204,6 +223,8 @@ def fingerprint(s: Setup, run: TrainingRun) -> dict:
     out["validation"] = config.validation.to_dict()
   if run.method.name in methods_lib.AUGMENTED:
     out["drop_probs"] = config.mma.drop_probs.to_dict()
+  if run.method.name in methods_lib.DISTILLED:
+    out["distill_weight"] = _distill_weight(config)
   if run.upstream:
     out["initialised_from"] = {
         m: (provenance.read(d) or {}).get("identity", "unrecorded")
@@ -299,7 +320,7 @@ def _fit_temperatures(s: Setup, root: str, params: dict | None = None
   read = tuple((m, validation.chosen(unimodal_dir(root, m), _select(s.config)),
                 (validation.read_record(unimodal_dir(root, m)) or {}).get(
                     "step")) for m in s.methods.unimodal)
-  key = (os.path.abspath(root), read)
+  key = (paths.name(root), read)
   if key not in s.temperatures:
     out = {}
     for m, u in s.methods.unimodal.items():
@@ -399,6 +420,8 @@ def _provenance(s: Setup, root: str, results: dict) -> dict:
   out.update({name: record(os.path.join(root, name))
               for name in s.methods.fusion})
   out["ume_mma"] = {"same_as": results["ume_mma_choice"]["chosen"]}
+  if results.get("ume_umt_choice"):
+    out["ume_umt"] = {"same_as": results["ume_umt_choice"]["chosen"]}
   out[pattern_choice.NAME] = {"per_pattern": {
       name: c["chosen"]
       for name, c in results["best_per_pattern_choice"].items()}}
@@ -444,10 +467,19 @@ def replicates(config, workdir: str) -> list[tuple[int, str]]:
 
 
 def _check_writable(workdir: str) -> None:
+  probe = paths.join(workdir, f".write_test.{os.getpid()}")
   try:
-    os.makedirs(workdir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
-      pass
+    paths.makedirs(workdir)
+    paths.write_text(probe, "")
+    paths.remove(probe)
+    paths.require_clients(workdir)
+  except ImportError as e:   # gs:// without its client libraries
+    raise config_checks.ConfigError(
+        f"--workdir {workdir!r}: this Python cannot use that storage ({e})."
+        " A gs:// workdir needs the `gcs` extra: pip install -e '.[gcs]'"
+        " (gcsfs, through which etils.epath - Orbax's path library -"
+        " reaches GCS where TensorFlow is absent, and google-cloud-storage,"
+        " which Orbax asks about the bucket).") from None
   except OSError as e:
     raise config_checks.ConfigError(
         f"--workdir {workdir!r} is not a writable directory ({e}); checkpoints,"
@@ -461,7 +493,8 @@ def check_prerequisites(s: Setup, workdir: str) -> None:
   needed = []
   for seed, directory in replicates(config, workdir):
     if config.stage == "finetune" and any(
-        name in methods_lib.PRETRAINED_INIT for name in s.methods.fusion):
+        name in methods_lib.PRETRAINED_INIT + methods_lib.DISTILLED
+        for name in s.methods.fusion):
       root = _replicate_dir(config.finetune.get("pretrained_dir"), config,
                             seed) or directory
       needed += [unimodal_dir(root, m) for m in s.methods.unimodal]

@@ -8,9 +8,14 @@
 - ``moddrop``: the late-fusion model trained jointly from scratch with the
   same per-sample augmentation as ``mma`` (ModDrop-style modality dropout):
   what augmentation does without uni-modal pre-training;
+- ``umt``: Uni-Modal Teacher (Du et al., ICML'23): the late-fusion model
+  trained jointly from scratch, its encoders' features distilled toward
+  the frozen uni-modal models' (``train/distill.py``);
 - ``ume``: eval-only ensemble, the sum of the uni-modal models' logits over
   the modalities each example has;
-- ``ume_mma``: ``ume`` or ``mma``, chosen on validation (``eval/results.py``).
+- ``ume_mma``: ``ume`` or ``mma``, chosen on validation (``eval/results.py``);
+- ``ume_umt``: ``ume`` or ``umt`` by Du et al.'s rule, read on validation
+  (``eval/results.py``).
 
 Each receives what it needs: the model config (``config.model``), the
 dataset's spec and the run's ``MaskingSpec``, never the whole config.
@@ -30,13 +35,17 @@ from ume_jax.config import rules
 from ume_jax.missing.masking import SUBSTITUTES, MaskingSpec
 from ume_jax.models import LateFusionClassifier, UniModalClassifier
 from ume_jax.models import classifier
-from ume_jax.train import seeds
+from ume_jax.train import distill, seeds
 
-FUSION_METHODS = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma")
+FUSION_METHODS = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma",
+                  "umt")
 PRETRAINED_INIT = ("late_fusion_pretrained", "mma")
 # Trained with MMA's per-sample missing-modality augmentation (one mask
 # draw for both: masking.train_present with the run's key).
 AUGMENTED = ("moddrop", "mma")
+# Trained from scratch with the frozen uni-modal encoders as teachers (they
+# read the pre-training stage's checkpoints, as PRETRAINED_INIT do).
+DISTILLED = ("umt",)
 
 # The ``model`` section; encoders are checked against the dataset.
 MODEL_KEYS = {
@@ -61,10 +70,26 @@ class Method:
   fingerprint: dict
   # Per-example loss weights of a training batch (None: all count).
   example_weights: Callable[[dict], jnp.ndarray] | None = None
+  # (params, batch, key) -> (logits, {name: weighted extra loss}): the
+  # training forward where the loss has more than the task's term (None:
+  # ``train_logits`` and the task loss alone).
+  train_terms: Callable[[Any, dict, Any], tuple] | None = None
+  # Parameters kept beside the model's own (``umt``'s frozen teachers,
+  # under ``distill.TEACHER``); None: the model's parameters only.
+  teachers: distill.Teachers | None = None
+  # Parameter path regexes never trained whatever the config says
+  # (``optim.with_frozen``).
+  frozen_paths: tuple[str, ...] = ()
 
   def boxed_params(self, key: jax.Array) -> Any:
     """Fresh parameters, still boxed with their logical axis names."""
-    return self.model.init(key, *self.example_inputs(1))["params"]
+    inputs = self.example_inputs(1)
+    params = self.model.init(key, *inputs)["params"]
+    if self.teachers is None:
+      return params
+    # Its own key: the student's initialisation is late_fusion's.
+    return {**params, distill.TEACHER: self.teachers.init(
+        jax.random.fold_in(key, 1), inputs[0])}
 
 
 def abstract_params(method: Method, mesh) -> Any:
@@ -128,7 +153,10 @@ def unimodal(model_cfg, spec: DatasetSpec, m: str,
 
 
 def fusion(model_cfg, spec: DatasetSpec, method: str,
-           masking: MaskingSpec) -> Method:
+           masking: MaskingSpec,
+           distill_weight: float = distill.DEFAULT_WEIGHT) -> Method:
+  """``distill_weight``: ``umt``'s distillation loss weight
+  (``config.umt.distill_weight``); other methods ignore it."""
   if method not in FUSION_METHODS:
     raise ValueError(f"Unknown fusion method {method!r}; expected one of"
                      f" {FUSION_METHODS}")
@@ -179,8 +207,41 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
       "num_classes": spec.num_classes, "fusion": model_cfg.fusion,
       "substitute": masking.substitute,
       "missing_logits": model_cfg.missing_logits}
-  return Method(method, model, example_inputs, train_logits,
-                decomposed.Decomposed(forward, parts, assemble), fingerprint)
+  eval_logits = decomposed.Decomposed(forward, parts, assemble)
+  if method in DISTILLED:
+    return _distilled(Method(method, model, example_inputs, train_logits,
+                             eval_logits, fingerprint),
+                      encoders, masking, float(distill_weight))
+  return Method(method, model, example_inputs, train_logits, eval_logits,
+                fingerprint)
+
+
+def _distilled(method: Method, encoders: Mapping, masking: MaskingSpec,
+               weight: float) -> Method:
+  """``method`` (late fusion, no augmentation) with frozen uni-modal
+  teachers and the feature distillation loss (``train/distill.py``)."""
+  teachers = distill.Teachers(encoders)
+  model, mods = method.model, masking.modalities
+
+  def train_terms(params, batch, key):
+    del key   # Du et al.'s UMT drops no modality
+    present = masking.training_present(batch)
+    # One student forward, split where the features are: they are both
+    # the fused logits' input and the distilled quantity.
+    features = model.apply({"params": params}, masking.inputs(batch, present),
+                           None, encode_only=True)
+    logits = model.apply({"params": params}, None, present, encoded=features)
+    # The teacher sees what its uni-modal model would: the same real input
+    # where present (absent rows are masked out of the loss).
+    targets = teachers.features(
+        params[distill.TEACHER],
+        masking.inputs(batch, present, unimodal=True))
+    return logits, {"distill": weight * distill.feature_mse(
+        features, targets, present, mods)}
+
+  return dataclasses.replace(method, train_terms=train_terms,
+                             teachers=teachers,
+                             frozen_paths=distill.FROZEN_PATHS)
 
 
 def _nothing_present(batch: dict) -> jnp.ndarray:

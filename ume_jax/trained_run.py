@@ -20,7 +20,6 @@ over ``devices`` (default: every device; one plain device works too).
 """
 import dataclasses
 import functools
-import glob
 import os
 from typing import Any, Callable, Iterator, Sequence
 
@@ -32,6 +31,7 @@ from ume_jax import experiment
 from ume_jax.eval import evaluation
 from ume_jax.eval import results as results_lib
 from ume_jax.infra import mesh as mesh_lib
+from ume_jax.infra import paths
 from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.train import provenance
 
@@ -43,9 +43,11 @@ class RunError(ValueError):
 def recorded_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run in ``workdir`` was trained with (any replicate's
   training run: they record the same config)."""
-  found = sorted(glob.glob(os.path.join(workdir, "**", provenance.FILE),
-                           recursive=True))
-  for path in found:
+  # Run directories: <method>, pretrain/<m>, seed_<k>/<method>,
+  # seed_<k>/pretrain/<m> (no "**": one listing per level on GCS).
+  found = [p for depth in (1, 2, 3)
+           for p in paths.glob(workdir, "*/" * depth + provenance.FILE)]
+  for path in sorted(found):
     record = provenance.read(os.path.dirname(path)) or {}
     if record.get("config"):
       return ml_collections.ConfigDict(record["config"])

@@ -47,6 +47,7 @@ BAD = [
     ("model.fusion", "attention", "one of ['sum_logits', 'concat_linear']"),
     ("model.substitute", "ones", "one of ['zeros', 'mean', 'learned', 'map']"),
     ("mma.drop_probs.audio", 1.0, "a number in [0, 1)"),
+    ("umt.distill_weight", -1.0, "a number in [0, inf]"),
     ("train_missing.rates.image", -0.1, "a number in [0, 1]"),
     ("train_missing.ratio", 1.5, "a number in [0, 1]"),
     ("num_seeds", 0, "an integer in [1, inf]"),

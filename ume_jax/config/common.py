@@ -163,6 +163,9 @@ def base() -> ml_collections.ConfigDict:
   # Missing-modality augmentation: per-sample drop probability per modality.
   c.mma = ml_collections.ConfigDict(dict(
       drop_probs={"image": 0.5, "audio": 0.5}))
+  # The umt baseline (methods.py, train/distill.py): weight of the feature
+  # distillation loss toward the frozen uni-modal encoders (Du et al.'s 1).
+  c.umt = ml_collections.ConfigDict(dict(distill_weight=1.0))
 
   # Training-time missingness: a fixed set of *training* examples lacks a
   # modality in every stage and run (missing/protocol.py). The field's

@@ -4,8 +4,8 @@ Everything here reads the results' structure (``results["scenarios"]``),
 never scenario names. With several seeds, numbers are mean +- std (n) and the
 plot shows 95% interval bands.
 """
+import io
 import json
-import os
 
 import matplotlib
 
@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # headless: a file, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ume_jax.eval import statistics  # noqa: E402
+from ume_jax.infra import paths  # noqa: E402
 
 # The missing-aware-prompts papers' headline setting: 70% missing.
 TABLE_RATE = 0.7
@@ -103,9 +104,10 @@ def _claims(results: dict) -> list[str]:
 
 # The ablation ladder: each step adds one ingredient of UME-MMA (joint
 # training -> + augmentation -> pre-trained start -> both -> the ensemble ->
-# the choice), then the field's baselines.
+# the choice), then the field's baselines (umt, then the UME/UMT choice by
+# Du et al.'s rule).
 LADDER = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma", "ume",
-          "ume_mma", "umt", "prompts")
+          "ume_mma", "umt", "ume_umt", "prompts")
 _WORDS = {"holds": "wins", "fails": "loses", "undecided": "ties"}
 
 
@@ -203,6 +205,11 @@ def markdown_table(results: dict) -> str:
   lines += _claims(results)
   lines.append(f"ume_mma = **{results['ume_mma_choice']['chosen']}**: "
                f"{results['ume_mma_choice']['reason']}.")
+  umt = results.get("ume_umt_choice")
+  if umt:   # its own paragraph
+    lines += ["", f"ume_umt = **{umt['chosen']}** (Du et al.'s rule as we"
+              " read it: ume if it beats late_fusion on validation, else"
+              f" umt): {umt['reason']}."]
   lines += _choices(results)
   return "\n".join(lines) + "\n"
 
@@ -277,20 +284,18 @@ def robustness_plot(results: dict, path: str):
   axes[0][-1].legend(fontsize=7)
   fig.suptitle(f"{results['dataset']}: robustness to missing modalities")
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  png = io.BytesIO()
+  fig.savefig(png, format="png", dpi=100)
   plt.close(fig)
+  paths.write_bytes(path, png.getvalue())
 
 
 def write_results(results: dict, workdir: str) -> str:
-  """Writes the three files atomically enough (temp + rename) and returns the
-  markdown table."""
-  os.makedirs(workdir, exist_ok=True)
+  """Writes the three files, each whole or not at all (``infra/paths.py``),
+  and returns the markdown table."""
   table = markdown_table(results)
   for name, text in (("results.json", json.dumps(results, indent=2)),
                      ("results.md", table)):
-    tmp = os.path.join(workdir, name + ".tmp")
-    with open(tmp, "w") as f:
-      f.write(text)
-    os.replace(tmp, os.path.join(workdir, name))
-  robustness_plot(results, os.path.join(workdir, "robustness.png"))
+    paths.write_text(paths.join(workdir, name), text)
+  robustness_plot(results, paths.join(workdir, "robustness.png"))
   return table

@@ -5,9 +5,12 @@ claims judged on them.
 ``ume_mma`` is UME or MMA, whichever scores best on the *validation* split
 averaged over the distinct missing-modality scenarios (a modality missing at
 rate 1 is ``missing:<m>``, counted once); the test numbers reported for it
-are the chosen method's. The ceiling of a scenario with modalities missing
-is the best uni-modal *test* score among the modalities that remain (the
-paper's I(X_present; Y) bound, estimated).
+are the chosen method's. ``ume_umt`` is UME or UMT by our reading of Du et
+al.'s (ICML'23) rule: if the uni-modal ensemble beats naive joint training
+(``late_fusion``) on validation with every modality present, cross-modal
+interaction matters little and UME is used, else UMT. The ceiling of a
+scenario with modalities missing is the best uni-modal *test* score among
+the modalities that remain (the paper's I(X_present; Y) bound, estimated).
 """
 from typing import Mapping, Sequence
 
@@ -44,6 +47,37 @@ def choose_ume_mma(validation: Table, metric: str,
   }
 
 
+# Du et al.'s rule compares the two ways of using every modality: judged
+# where every modality is present, the only case with interaction to learn.
+UME_UMT_SCENARIOS = ("full",)
+
+
+def choose_ume_umt(validation: Table, metric: str,
+                   scenarios: Sequence[str] = UME_UMT_SCENARIOS
+                   ) -> dict | None:
+  """UME if its mean validation ``metric`` over ``scenarios`` is above
+  ``late_fusion``'s, else UMT; None unless ``umt`` and ``late_fusion``
+  were both trained (the rule has nothing to choose or no baseline)."""
+  if not {"umt", "late_fusion"} <= set(validation):
+    return None
+  scores = {m: float(np.mean([validation[m][s][metric] for s in scenarios]))
+            for m in ("ume", "late_fusion")}
+  # A tie is no evidence that the ensemble suffices: UMT, as Du et al.
+  # read it (UME only where it beats joint training).
+  chosen = "ume" if scores["ume"] > scores["late_fusion"] else "umt"
+  verb = "beats" if chosen == "ume" else "does not beat"
+  return {
+      "chosen": chosen,
+      "rule": "ume if ume beats late_fusion on validation, else umt (our"
+              " reading of Du et al., ICML'23)",
+      "validation": {"split": "validation", "metric": metric,
+                     "scenarios": list(scenarios), "mean": scores},
+      "reason": (f"ume {verb} late_fusion in mean validation {metric} over"
+                 f" {', '.join(scenarios)} ({scores['ume']:.4f} vs"
+                 f" {scores['late_fusion']:.4f})"),
+  }
+
+
 def ceilings(test: Table, metric: str, modalities: Sequence[str],
              scenarios: Sequence[scenarios_lib.Scenario]) -> dict[str, float]:
   out = {}
@@ -65,6 +99,9 @@ def assemble(dataset_name: str, metric_names: Sequence[str], primary: str,
       [s.name for s in scenarios_lib.distinct_missing(scenarios, modalities)])
   methods = {m: dict(v) for m, v in test.items()}
   methods["ume_mma"] = dict(test[choice["chosen"]])
+  umt_choice = choose_ume_umt(validation, primary)
+  if umt_choice:
+    methods["ume_umt"] = dict(test[umt_choice["chosen"]])
   return {
       "dataset": dataset_name,
       "metrics": list(metric_names),
@@ -72,6 +109,7 @@ def assemble(dataset_name: str, metric_names: Sequence[str], primary: str,
       "split": "test",
       "methods": methods,
       "ume_mma_choice": choice,
+      **({"ume_umt_choice": umt_choice} if umt_choice else {}),
       "ceiling": ceilings(test, primary, modalities, scenarios),
       "scenarios": [s.describe(modalities, test_size) for s in scenarios],
       "validation": {m: dict(v) for m, v in validation.items()},
@@ -184,6 +222,7 @@ def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
                      {"per_seed": [r.get("provenance") for r in runs]}),
       "methods": means(aggregate),
       "ume_mma_choice": choice,
+      **_umt_choice_over_seeds(runs),
       # Per seed (each seed's validation makes its own choices).
       **{k: (first[k] if len(runs) == 1
              else {"per_seed": [r.get(k) for r in runs]})
@@ -204,6 +243,19 @@ def combine(runs: Sequence[dict], seeds: Sequence[int]) -> dict:
       **_robustness_over_seeds(runs),
       "per_seed": list(runs),
   }
+
+
+def _umt_choice_over_seeds(runs: Sequence[dict]) -> dict:
+  """``ume_umt_choice`` of the runs: the one run's, or each seed's."""
+  if "ume_umt_choice" not in runs[0]:
+    return {}
+  if len(runs) == 1:
+    return {"ume_umt_choice": dict(runs[0]["ume_umt_choice"])}
+  chosen = [r["ume_umt_choice"]["chosen"] for r in runs]
+  return {"ume_umt_choice": {
+      "chosen": "per seed", "per_seed": chosen,
+      "reason": f"chose umt in {chosen.count('umt')} of {len(runs)} seeds"
+                " (each seed: ume if it beats late_fusion on validation)"}}
 
 
 def _robustness_over_seeds(runs: Sequence[dict]) -> dict:

@@ -27,7 +27,6 @@ warning, so an upgrade never sends a user's finished runs to ``corrupt/``.
 """
 import hashlib
 import json
-import os
 import time
 from typing import Any, Callable
 
@@ -39,6 +38,7 @@ from jax.experimental import multihost_utils
 import orbax.checkpoint as ocp
 
 from ume_jax.config import rules
+from ume_jax.infra import paths
 
 
 # The keys of the ``checkpoint`` section.
@@ -58,6 +58,7 @@ class ChecksumMismatch(Exception):
 
 
 ITEMS = ("state", "data_iter", "model", "checksum")
+COMMIT_FILE = "commit_success.txt"   # Orbax's, on object storage
 CHECKSUM_VERSION = 1
 # Two odd multipliers/offsets: a changed element changes both sums.
 _HASH_CONSTANTS = ((0x9E3779B1, 0x7F4A7C15), (0x85EBCA77, 0xC2B2AE3D))
@@ -124,7 +125,7 @@ def _verify_json(directory: str, step: int, checksums: dict | None,
   if checksums is not None and checksums.get(name) != json_checksum(value):
     raise ChecksumMismatch(
         f"its {name} item differs from the checksum saved with it"
-        f" (a damaged file in {os.path.join(directory, str(step), name)})")
+        f" (a damaged file in {paths.join(directory, str(step), name)})")
 
 
 def _verify_state(directory: str, step: int, checksums: dict | None,
@@ -140,7 +141,7 @@ def _verify_state(directory: str, step: int, checksums: dict | None,
           f"the array {path!r} it restored differs from the checksum saved"
           f" with it ({'not in it' if path not in saved else 'other values'};"
           " a damaged file in"
-          f" {os.path.join(directory, str(step), 'state')})")
+          f" {paths.join(directory, str(step), 'state')})")
   if not prefix and set(saved) != set(got):
     raise ChecksumMismatch(
         "its state holds other arrays than its checksum lists"
@@ -149,7 +150,7 @@ def _verify_state(directory: str, step: int, checksums: dict | None,
 
 def _read_checksums(manager, directory: str, step: int) -> dict | None:
   """The step's checksums; None for a step written before they existed."""
-  if not os.path.isdir(os.path.join(directory, str(step), "checksum")):
+  if not paths.isdir(paths.join(directory, str(step), "checksum")):
     logging.warning(
         "Checkpoint step %d in %s has no checksum (written by a version of"
         " ume_jax before checksums): restoring it unverified.", step,
@@ -196,7 +197,7 @@ class Checkpointer:
 
   def __init__(self, directory: str, fingerprint: dict, *, max_to_keep: int = 2,
                asynchronous: bool = True):
-    self.directory = os.path.abspath(directory)
+    self.directory = paths.name(directory)
     self.fingerprint = _canonical(fingerprint)
     self._manager = ocp.CheckpointManager(
         self.directory,
@@ -249,10 +250,10 @@ class Checkpointer:
   def _move_aside(self, step: int):
     """Renames step ``step`` into ``corrupt/`` (process 0; all wait)."""
     if jax.process_index() == 0:
-      target = os.path.join(self.directory, "corrupt",
-                            f"{step}.{time.strftime('%Y%m%d-%H%M%S')}")
-      os.makedirs(os.path.dirname(target), exist_ok=True)
-      os.rename(os.path.join(self.directory, str(step)), target)
+      corrupt = paths.join(self.directory, "corrupt")
+      paths.makedirs(corrupt)
+      paths.rename(paths.join(self.directory, str(step)), paths.join(
+          corrupt, f"{step}.{time.strftime('%Y%m%d-%H%M%S')}"))
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"ume_jax:aside:{step}")
     self._manager.reload()
@@ -376,10 +377,14 @@ def _missing_error(directory: str) -> CheckpointError:
 
 def saved_steps(directory: str) -> list[int]:
   """The finished steps in ``directory``, read from the file system only
-  (Orbax names finished steps by number; temporary ones differ)."""
-  if not os.path.isdir(directory):
-    return []
-  return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
+  (Orbax names finished steps by number, temporary ones otherwise; on
+  object storage, where it cannot rename, it writes the step under its
+  number and marks it finished with a commit file)."""
+  steps = [n for n in paths.listdir(directory) if n.isdigit()]
+  if paths.is_remote(directory):
+    steps = [n for n in steps
+             if paths.isfile(paths.join(directory, n, COMMIT_FILE))]
+  return sorted(int(n) for n in steps)
 
 
 def require_saved_steps(directories) -> None:
@@ -387,15 +392,15 @@ def require_saved_steps(directories) -> None:
   step."""
   for directory in directories:
     if not saved_steps(directory):
-      raise _missing_error(os.path.abspath(directory))
+      raise _missing_error(paths.name(directory))
 
 
 def restore_params(directory: str, fingerprint: dict, abstract_params: Any
                    ) -> tuple[Any, int]:
   """Latest ``params`` of the checkpoint in ``directory`` (for eval and
   fine-tuning), placed on the shardings carried by ``abstract_params``."""
-  directory = os.path.abspath(directory)
-  if not os.path.isdir(directory):
+  directory = paths.name(directory)
+  if not paths.isdir(directory):
     raise _missing_error(directory)
   manager = ocp.CheckpointManager(
       # create=False rather than read_only=True: the same effect here, without

@@ -9,15 +9,25 @@ with ``resume_step`` first drops what the logs hold past that step: rows of
 ones are merged into one events file, the old files removed), so each step
 is logged once. The TensorBoard file is created at the first value written:
 a rerun that has nothing to train adds no empty events file.
+
+Files go through ``infra/paths.py``, so ``logdir`` may be on ``gs://``: there
+``metrics.jsonl`` is rewritten whole at each write (objects cannot be
+appended to), and tensorboardX (which reaches object storage only through
+TensorFlow) writes its events into a local staging folder whose files are
+copied to ``logdir`` when the writer closes.
 """
-import glob
+import contextlib
 import json
 import os
+import shutil
 import struct
 import sys
+import tempfile
 import time
 
 import jax
+
+from ume_jax.infra import paths
 
 EVENTS_GLOB = "events.out.tfevents.*"
 
@@ -34,17 +44,20 @@ class MetricWriter:
     self._logdir = logdir
     if not self._active:
       return
-    os.makedirs(logdir, exist_ok=True)
-    path = os.path.join(logdir, "metrics.jsonl")
+    paths.makedirs(logdir)
+    path = paths.join(logdir, "metrics.jsonl")
     if resume_step is not None:
       _trim_jsonl(path, resume_step)
       _trim_tensorboard(logdir, resume_step)
-    self._jsonl = open(path, "a")
+    self._jsonl = paths.Appender(path)
+    self._board_block = contextlib.ExitStack()
 
   def _board(self):
     if self._tb is None and self._tensorboard:
       from tensorboardX import SummaryWriter  # no TensorFlow needed
-      self._tb = SummaryWriter(self._logdir, filename_suffix=_unique())
+      local = self._board_block.enter_context(_events_dir(self._logdir))
+      self._tb = SummaryWriter(local, filename_suffix=_unique())
+      self._board_block.callback(self._tb.close)
     return self._tb
 
   def write(self, step: int, scalars: dict[str, float]):
@@ -61,8 +74,24 @@ class MetricWriter:
   def close(self):
     if self._active:
       self._jsonl.close()
-      if self._tb is not None:
-        self._tb.close()
+      self._board_block.close()   # closes the board, then uploads its files
+
+
+@contextlib.contextmanager
+def _events_dir(logdir: str):
+  """Where tensorboardX writes ``logdir``'s events: ``logdir`` itself on a
+  disk; else a local staging folder, copied to ``logdir`` at the end."""
+  if not paths.is_remote(logdir):
+    yield logdir
+    return
+  staging = tempfile.mkdtemp(prefix="ume_events_")
+  try:
+    yield staging
+  finally:
+    for name in sorted(os.listdir(staging)):
+      with open(os.path.join(staging, name), "rb") as f:
+        paths.write_bytes(paths.join(logdir, name), f.read())
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_summary(logdir: str, scalars: dict[str, float], step: int = 0
@@ -73,13 +102,14 @@ def write_summary(logdir: str, scalars: dict[str, float], step: int = 0
   evaluates again). Process 0 only; nothing is created for no scalars."""
   if jax.process_index() != 0 or not scalars:
     return
-  os.makedirs(logdir, exist_ok=True)
+  paths.makedirs(logdir)
   tags = set(scalars)
   _rewrite_events(logdir, lambda event: not (
       event.step == step and event.HasField("summary")
       and any(v.tag in tags for v in event.summary.value)))
   from tensorboardX import SummaryWriter
-  with SummaryWriter(logdir, filename_suffix=_unique()) as board:
+  with _events_dir(logdir) as local, SummaryWriter(
+      local, filename_suffix=_unique()) as board:
     for k, v in scalars.items():
       board.add_scalar(k, float(v), int(step))
 
@@ -92,37 +122,32 @@ def _unique() -> str:
 
 def results_line(path: str) -> str:
   """The last line of a run: where its results are."""
-  return f"results: {os.path.abspath(path)}"
+  return f"results: {paths.name(path)}"
 
 
 def _trim_jsonl(path: str, last_step: int) -> None:
   """Drops the rows past ``last_step`` (and a half-written last line)."""
-  if not os.path.isfile(path):
+  if not paths.isfile(path):
     return
   kept, changed = [], False
-  with open(path) as f:
-    for line in f:
-      try:
-        row = json.loads(line)
-        keep = line.endswith("\n") and int(row["step"]) <= last_step
-      except (ValueError, KeyError, TypeError):
-        keep = False
-      if keep:
-        kept.append(line)
-      else:
-        changed = True
+  for line in paths.read_text(path).splitlines(keepends=True):
+    try:
+      row = json.loads(line)
+      keep = line.endswith("\n") and int(row["step"]) <= last_step
+    except (ValueError, KeyError, TypeError):
+      keep = False
+    if keep:
+      kept.append(line)
+    else:
+      changed = True
   if changed:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(kept)
-    os.replace(tmp, path)
+    paths.write_text(path, "".join(kept))
 
 
 def _records(path: str):
   """The serialized records of a TFRecord file, up to the first damaged or
   half-written one."""
-  with open(path, "rb") as f:
-    data = f.read()
+  data = paths.read_bytes(path)
   at = 0
   while at + 12 <= len(data):
     (length,) = struct.unpack("<Q", data[at:at + 8])
@@ -135,18 +160,19 @@ def _records(path: str):
 
 def _write_records(path: str, records) -> None:
   from tensorboardX.record_writer import masked_crc32c
-  with open(path, "wb") as f:
-    for data in records:
-      header = struct.pack("<Q", len(data))
-      f.write(header + struct.pack("<I", masked_crc32c(header)) + data
-              + struct.pack("<I", masked_crc32c(data)))
+  out = []
+  for data in records:
+    header = struct.pack("<Q", len(data))
+    out.append(header + struct.pack("<I", masked_crc32c(header)) + data
+               + struct.pack("<I", masked_crc32c(data)))
+  paths.write_bytes(path, b"".join(out))   # whole or not at all
 
 
 def _rewrite_events(logdir: str, keep) -> None:
   """Keeps the events for which ``keep(event)`` holds, merged into one
   file; removes files with no values (empty ones of earlier versions)."""
   from tensorboardX.proto import event_pb2
-  files = sorted(glob.glob(os.path.join(logdir, EVENTS_GLOB)))
+  files = paths.glob(logdir, EVENTS_GLOB)
   if not files:
     return
   kept, changed = [], False
@@ -169,14 +195,12 @@ def _rewrite_events(logdir: str, keep) -> None:
                              file_version="brain.Event:2").SerializeToString()
     # Named after the first file, so it sorts before files written later.
     merged = files[0].removesuffix(".merged") + ".merged"
-    tmp = os.path.join(logdir, ".merging")
-    _write_records(tmp, [header] + kept)
-    os.replace(tmp, merged)
+    _write_records(merged, [header] + kept)
   else:
     merged = None
   for path in files:
     if path != merged:
-      os.remove(path)
+      paths.remove(path)
 
 
 def _trim_tensorboard(logdir: str, last_step: int) -> None:

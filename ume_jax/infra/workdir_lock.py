@@ -1,6 +1,7 @@
 """One run per workdir: a lock file naming its holder.
 
-``held(workdir)`` creates ``<workdir>/run.lock`` atomically (``O_EXCL``) with
+``held(workdir)`` creates ``<workdir>/run.lock`` atomically (``O_EXCL`` on a
+disk, a write conditional on its absence on ``gs://``: ``infra/paths.py``) with
 the holder as JSON: ``host``, ``pid``, ``started`` (UTC, ISO 8601), the
 process's kernel start time ``pid_start`` (Linux; tells a reused pid from
 the holder) and ``argv``. It is removed when the block ends, however it ends
@@ -32,6 +33,8 @@ from absl import logging
 import jax
 import numpy as np
 
+from ume_jax.infra import paths
+
 LOCK_NAME = "run.lock"
 
 
@@ -40,7 +43,7 @@ class WorkdirLockedError(RuntimeError):
 
 
 def lock_path(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), LOCK_NAME)
+  return paths.join(workdir, LOCK_NAME)
 
 
 def _pid_start(pid: int) -> str | None:
@@ -87,14 +90,8 @@ def is_stale(holder: dict) -> bool:
   return recorded is not None and _pid_start(pid) not in (None, recorded)
 
 
-def _read(path: str) -> dict | None:
-  """The lock's holder; {} for a lock being written or unparsable; None
-  when there is no lock."""
-  try:
-    with open(path) as f:
-      text = f.read()
-  except FileNotFoundError:
-    return None
+def _parse(text: str) -> dict:
+  """The lock's holder; {} for a lock being written or unparsable."""
   try:
     value = json.loads(text)
   except ValueError:
@@ -102,19 +99,15 @@ def _read(path: str) -> dict | None:
   return value if isinstance(value, dict) else {}
 
 
+def _read(path: str) -> tuple[dict, object] | None:
+  """The lock's holder and a token of that version; None when absent."""
+  found = paths.read_versioned(path)
+  return None if found is None else (_parse(found[0]), found[1])
+
+
 def _describe(holder: dict) -> str:
   return (f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')},"
           f" started {holder.get('started', '?')}")
-
-
-def _create(path: str, me: dict) -> bool:
-  try:
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-  except FileExistsError:
-    return False
-  with os.fdopen(fd, "w") as f:
-    json.dump(me, f, indent=1)
-  return True
 
 
 def acquire(workdir: str) -> dict:
@@ -124,14 +117,15 @@ def acquire(workdir: str) -> dict:
   holds it.
   """
   path = lock_path(workdir)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
+  paths.makedirs(workdir)
   me = holder_info()
   for _ in range(20):
-    if _create(path, me):
+    if paths.create_exclusive(path, json.dumps(me, indent=1)):
       return me
-    holder = _read(path)
-    if holder is None:   # released meanwhile
+    found = _read(path)
+    if found is None:   # released meanwhile
       continue
+    holder, version = found
     if not holder:   # being written, or left empty by a crash: look again
       time.sleep(0.1)
       continue
@@ -140,31 +134,17 @@ def acquire(workdir: str) -> dict:
                if holder.get("host") not in (None, me["host"])
                else "a running process")
       raise WorkdirLockedError(
-          f"The workdir {os.path.dirname(path)} is in use by another run"
+          f"The workdir {paths.name(workdir)} is in use by another run"
           f" ({_describe(holder)}; {where}), recorded in {path}. Two runs"
           " on one workdir would overwrite each other's checkpoints and"
           " logs: wait for it to end, or give this run another --workdir."
           f" If that process is gone, delete {path} and rerun.")
-    # Stale: move it aside under a name of our own, check that what was
-    # moved is the lock judged stale (another process may have taken it
-    # over in between), then retry creating ours.
-    aside = f"{path}.stale.{me['host']}.{me['pid']}"
-    try:
-      os.rename(path, aside)
-    except FileNotFoundError:
-      continue
-    moved = _read(aside)
-    if moved != holder:   # a fresh lock of another run: put it back
-      try:
-        os.link(aside, path)
-      except FileExistsError:
-        pass
-      os.unlink(aside)
-      continue
-    os.unlink(aside)
-    logging.warning(
-        "Took over the lock %s of a run that is no longer running (%s).",
-        path, _describe(holder))
+    # Stale: remove exactly the version judged stale (another process may
+    # have taken it over in between), then retry creating ours.
+    if paths.remove_if(path, version):
+      logging.warning(
+          "Took over the lock %s of a run that is no longer running (%s).",
+          path, _describe(holder))
   raise WorkdirLockedError(
       f"Could not take the lock {path} of the workdir: it names no holder"
       " (a run that crashed while writing it) or other runs keep taking it."
@@ -175,8 +155,9 @@ def acquire(workdir: str) -> dict:
 def release(workdir: str, me: dict) -> None:
   """Removes the lock if it is still ``me``'s."""
   path = lock_path(workdir)
-  if _read(path) == me:
-    os.unlink(path)
+  found = _read(path)
+  if found is not None and found[0] == me:
+    paths.remove_if(path, found[1])
 
 
 @contextlib.contextmanager

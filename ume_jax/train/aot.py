@@ -58,7 +58,7 @@ def _megabytes(n) -> float:
 
 def compile_step(method, stage_cfg, dataset, mesh, seed: int = 0) -> dict:
   """Lowers and compiles one train step; returns what XLA planned."""
-  tx = optim.make_optimizer(stage_cfg.optim, 1000)
+  tx = optim.make_optimizer(trainer.optim_config(method, stage_cfg), 1000)
   init_fn, state_sh = trainer.plan_state(method, tx, mesh)
   state = mesh_lib.abstract_like(
       jax.eval_shape(init_fn, seeds.init_key(seed)), state_sh)

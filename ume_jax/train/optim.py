@@ -86,6 +86,17 @@ def frozen_mask(params: Any, cfg: Mapping[str, Any]) -> Any:
       params)
 
 
+def with_frozen(cfg: Mapping[str, Any], paths: Sequence[str]
+                ) -> Mapping[str, Any]:
+  """``cfg`` with every parameter matching one of ``paths`` (regexes)
+  frozen ahead of its own ``lr_multipliers``; ``cfg`` itself if none."""
+  if not paths:
+    return cfg
+  plain = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+  return {**plain, "lr_multipliers": tuple((p, 0.0) for p in paths)
+          + tuple(tuple(r) for r in plain.get("lr_multipliers", ()) or ())}
+
+
 def make_optimizer(cfg: Mapping[str, Any], total_steps: int
                    ) -> optax.GradientTransformation:
   """The optax transformation for one training stage."""

@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 import jax
 
+from ume_jax.infra import paths
+
 FILE = "provenance.json"
 
 
@@ -40,11 +42,10 @@ def identity(fingerprint: Mapping) -> str:
 
 def read(directory: str) -> dict | None:
   """The run's record (``{"fingerprint", "identity", "config"}``) or None."""
-  path = os.path.join(directory, FILE)
-  if not os.path.isfile(path):
+  path = paths.join(directory, FILE)
+  if not paths.isfile(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(paths.read_text(path))
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -93,13 +94,10 @@ def check_or_record(directory: str, fingerprint: Mapping, config: Mapping,
           " directory (and the runs built on it) to retrain.")
     return
   if jax.process_index() == 0:
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, FILE + ".tmp")
-    with open(tmp, "w") as f:
-      json.dump({"identity": identity(fingerprint),
-                 "fingerprint": _canonical(fingerprint),
-                 "config": _canonical(config)}, f, indent=1)
-    os.replace(tmp, os.path.join(directory, FILE))
+    paths.write_text(paths.join(directory, FILE), json.dumps(
+        {"identity": identity(fingerprint),
+         "fingerprint": _canonical(fingerprint),
+         "config": _canonical(config)}, indent=1))
 
 
 def code_version() -> dict:

@@ -64,6 +64,12 @@ def plan_state(method: Method, tx: optax.GradientTransformation, mesh
   return jax.jit(init, out_shardings=state_sh), state_sh
 
 
+def optim_config(method: Method, stage_cfg) -> Any:
+  """The stage's optimizer config, with the parameters ``method`` never
+  trains (``Method.frozen_paths``: umt's teachers) frozen."""
+  return optim.with_frozen(stage_cfg.optim, method.frozen_paths)
+
+
 def jit_train_step(method: Method, tx: optax.GradientTransformation,
                    stage_cfg, state_sh, batch_sh, mesh, *, multilabel: bool,
                    seed: int) -> Callable:
@@ -71,8 +77,10 @@ def jit_train_step(method: Method, tx: optax.GradientTransformation,
   return jax.jit(
       step_lib.make_train_step(method.train_logits, tx, multilabel=multilabel,
                             seed=seed, example_weights=method.example_weights,
-                            frozen=optim.frozen_mask(state_sh.params,
-                                                     stage_cfg.optim)),
+                            frozen=optim.frozen_mask(
+                                state_sh.params,
+                                optim_config(method, stage_cfg)),
+                            train_terms=method.train_terms),
       in_shardings=(state_sh, batch_sh),
       out_shardings=(state_sh, mesh_lib.replicated(mesh)),
       donate_argnums=(0,))
@@ -108,7 +116,7 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   Ctrl-C within it is a preemption notice (``preemption.training``).
   """
   num_steps = total_steps(stage_cfg, dataset.spec.split_sizes["train"])
-  tx = optim.make_optimizer(stage_cfg.optim, num_steps)
+  tx = optim.make_optimizer(optim_config(method, stage_cfg), num_steps)
   init_fn, state_sh = plan_state(method, tx, mesh)
   ckpt_cfg = checkpoint_cfg or {}
   if provenance_record is not None:

@@ -19,11 +19,11 @@ is used, said so in ``results.json``) or ``last``.
 import dataclasses
 import json
 import math
-import os
 
 import jax
 
 from ume_jax.config import rules
+from ume_jax.infra import paths
 
 CONFIG_KEYS = {
     "every_steps": rules.integer(0),      # 0: no validation during training
@@ -35,16 +35,15 @@ RECORD = "record.json"
 
 
 def best_dir(run_dir: str) -> str:
-  return os.path.join(run_dir, BEST)
+  return paths.join(run_dir, BEST)
 
 
 def read_record(run_dir: str) -> dict | None:
   """The run's best-checkpoint record, or None if it never validated."""
-  path = os.path.join(best_dir(run_dir), RECORD)
-  if not os.path.isfile(path):
+  path = paths.join(best_dir(run_dir), RECORD)
+  if not paths.isfile(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(paths.read_text(path))
 
 
 def chosen(run_dir: str, select: str) -> tuple[str, str]:
@@ -97,11 +96,7 @@ class Tracker:
     """The record, atomically (process 0; the directory is shared)."""
     if jax.process_index() != 0:
       return
-    path = os.path.join(best_dir(self.run_dir), RECORD)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump({"step": self.step, "score": self.score,
-                 "scores": self.scores, "since_best": self.since_best,
-                 "stopped_at": self.stopped_at}, f, indent=1)
-    os.replace(tmp, path)
+    paths.write_text(paths.join(best_dir(self.run_dir), RECORD), json.dumps(
+        {"step": self.step, "score": self.score, "scores": self.scores,
+         "since_best": self.since_best, "stopped_at": self.stopped_at},
+        indent=1))
