@@ -86,6 +86,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       return True
     return False
 
+  def _refused(self, path: str, query: dict, not_modified=False) -> bool:
+    """Replies 404 for a missing object, 412 (or, for a read's
+    ``ifGenerationNotMatch``, 304) for a failed precondition."""
+    if not os.path.isfile(path):
+      self._json(404, {"error": {"code": 404, "message": "not found"}})
+    elif self._preconditions_fail(path, query):
+      if not_modified and "ifGenerationNotMatch" in query:
+        self._reply(304, b"")
+      else:
+        self._json(412, {"error": {"code": 412, "message": "precondition"}})
+    else:
+      return False
+    return True
+
   def _body(self) -> bytes:
     n = int(self.headers.get("Content-Length") or 0)
     return self.rfile.read(n)
@@ -125,12 +139,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     name = "/".join(parts[6:])
     path = self._object_path(bucket, name)
     with self.lock:
-      if not os.path.isfile(path):
-        return self._json(404, {"error": {"code": 404,
-                                          "message": "not found"}})
-      if self._preconditions_fail(path, query):
-        code = 304 if "ifGenerationNotMatch" in query else 412
-        return self._reply(code, b"")
+      if self._refused(path, query, not_modified=True):
+        return
       meta = _metadata(bucket, name, path)
       if query.get("alt") != "media":
         return self._json(200, meta)
@@ -171,12 +181,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     bucket, name = parts[4], "/".join(parts[6:])
     path = self._object_path(bucket, name)
     with self.lock:
-      if not os.path.isfile(path):
-        return self._json(404, {"error": {"code": 404,
-                                          "message": "not found"}})
-      if self._preconditions_fail(path, query):
-        return self._json(412, {"error": {"code": 412,
-                                          "message": "precondition"}})
+      if self._refused(path, query):
+        return
       os.remove(path)
     self._reply(204)
 

@@ -8,6 +8,8 @@ moving the dataset's small images.
 """
 import numpy as np
 
+from ume_jax.data.frontends import rgb
+
 MEAN_RGB = (0.485, 0.456, 0.406)
 STD_RGB = (0.229, 0.224, 0.225)
 
@@ -19,12 +21,6 @@ PIPELINE_STATS_RGB = (MEAN_RGB, STD_RGB)
 def normalize(images: np.ndarray) -> np.ndarray:
   """RGB uint8 images (..., H, W, 3) -> float32, ImageNet-normalised
   (computed in float64, as the parity fixture's script does)."""
-  images = np.asarray(images)
-  if images.ndim < 3 or images.shape[-1] != 3:
-    raise ValueError("imagenet normalize expects RGB images (..., height,"
-                     f" width, 3); got shape {images.shape}")
-  if images.dtype != np.uint8:
-    raise ValueError("imagenet normalize expects uint8 RGB images (0..255);"
-                     f" got dtype {images.dtype}")
+  images = rgb.checked(images, "imagenet normalize")
   x = images.astype(np.float64) / 255.0
   return ((x - np.asarray(MEAN_RGB)) / np.asarray(STD_RGB)).astype(np.float32)

@@ -9,6 +9,8 @@ result to float32; we do the same, so the values are bit-identical.
 """
 import numpy as np
 
+from ume_jax.data.frontends import rgb
+
 # HED's default ``mean`` argument: B, G, R.
 HED_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 
@@ -23,12 +25,6 @@ PIPELINE_STATS_RGB = (tuple(m / 255.0 for m in HED_MEAN_BGR[::-1]),
 
 def preprocess(images: np.ndarray) -> np.ndarray:
   """RGB uint8 images (..., H, W, 3) -> float32 BGR minus the HED mean."""
-  images = np.asarray(images)
-  if images.ndim < 3 or images.shape[-1] != 3:
-    raise ValueError("vgg preprocess expects RGB images (..., height, width,"
-                     f" 3); got shape {images.shape}")
-  if images.dtype != np.uint8:
-    raise ValueError("vgg preprocess expects uint8 RGB images (0..255); got"
-                     f" dtype {images.dtype}")
+  images = rgb.checked(images, "vgg preprocess")
   bgr = images[..., ::-1].astype(np.float64)
   return (bgr - np.asarray(HED_MEAN_BGR)).astype(np.float32)
