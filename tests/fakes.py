@@ -44,6 +44,45 @@ def tiny_config():
   return c
 
 
+# Image + text on tiny transformer towers (CLIP's two, random weights):
+# what the prompts baseline needs (``ume_jax/models/prompts.py``).
+TOWER_SPEC = DatasetSpec(
+    name="tiny_towers", modalities=("image", "text"),
+    input_shapes={"image": (16, 16, 3), "text": (10,)}, num_classes=4,
+    multilabel=False, split_sizes={"train": 64, "validation": 16, "test": 16},
+    input_dtypes={"text": "int32"})
+TOWER_EOS = 49
+
+
+def tiny_tower_config():
+  """``tiny_config`` on ``TOWER_SPEC``'s two 2-layer, 32-wide towers, 3
+  prompt tokens in both layers."""
+  c = tiny_config()
+  shared = dict(width=32, depth=2, heads=4, mlp_dim=64, projection_dim=8)
+  c.model.encoders = {
+      "image": common.encoder("clip_vision", dict(image_size=16,
+                                                  patch_size=8, **shared)),
+      "text": common.encoder("clip_text", dict(
+          vocab_size=50, max_positions=16, max_len=10,
+          eos_token_id=TOWER_EOS, **shared))}
+  common.set_modalities(c, TOWER_SPEC.modalities)
+  c.prompts.update(dict(length=3, depth=2))
+  return c
+
+
+def tower_batch(size=16, seed=0, present=None):
+  """A ``TOWER_SPEC`` batch: random images, texts ending in TOWER_EOS then
+  padding; ``present`` (size, 2) bool, default all present."""
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(1, 45, size=(size, 10))
+  ids[:, 7], ids[:, 8:] = TOWER_EOS, 0
+  return {"image": rng.normal(size=(size, 16, 16, 3)).astype(np.float32),
+          "text": ids.astype(np.int32),
+          "label": rng.integers(0, 4, size).astype(np.int32),
+          "present": (np.ones((size, 2), bool) if present is None
+                      else np.asarray(present, bool))}
+
+
 def unimodal(config, spec, m, means=None):
   """``methods.unimodal`` for a whole test config."""
   return methods.unimodal(config.model, spec, m, MaskingSpec.from_config(
@@ -53,7 +92,7 @@ def unimodal(config, spec, m, means=None):
 def fusion(config, spec, name, means=None):
   """``methods.fusion`` for a whole test config."""
   return methods.fusion(config.model, spec, name, MaskingSpec.from_config(
-      config, spec, means))
+      config, spec, means), prompt_cfg=config.get("prompts"))
 
 
 def batch(size=16, seed=0, spec=SPEC, with_eval_keys=False):
@@ -469,12 +508,14 @@ MAP_SCENARIOS = {"full", "missing:image", "missing:text",
                  "missing_rate:both:0.7"}
 
 
-def check_map_protocol_run(workdir):
-  """A `:map` run's results: trained on 70% `both` missing (exact counts),
-  and results.md has the missing-aware-prompts table at 70%."""
+def check_map_protocol_run(workdir, methods_run=("mma",)):
+  """A `:map` run's results: every method of ``methods_run`` scored in
+  every MAP scenario, trained on 70% `both` missing (exact counts), and
+  results.md has the missing-aware-prompts table at 70%."""
   with open(os.path.join(workdir, "results.json")) as f:
     results = json.load(f)
-  assert set(results["methods"]["mma"]) == MAP_SCENARIOS
+  for name in methods_run:
+    assert set(results["methods"].get(name, ())) == MAP_SCENARIOS, name
   protocol = results["protocol"]
   assert protocol["train_missing"] == {"type": "both", "ratio": 0.7,
                                        "seed": 7}

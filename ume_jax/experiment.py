@@ -34,6 +34,7 @@ from ume_jax.infra.logs import announce
 from ume_jax.missing import masking
 from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.missing.masking import MaskingSpec
+from ume_jax.models import prompts
 from ume_jax.train import (aot, distill, provenance, seeds, trainer,
                            validation, warm_start)
 from ume_jax.weights import graft
@@ -62,6 +63,7 @@ CONFIG_SCHEMA = {
     "model": methods_lib.MODEL_KEYS,
     "mma": masking.MMA_KEYS,
     "umt": distill.CONFIG_KEYS,
+    "prompts": prompts.CONFIG_KEYS,
     "train_missing": masking.TRAIN_MISSING_KEYS,
     **{section: trainer.STAGE_KEYS for section in common.STAGE_SECTIONS},
     "eval": evaluation.CONFIG_KEYS,
@@ -89,7 +91,8 @@ def build_methods(config, spec: data_lib.DatasetSpec,
       unimodal={m: methods_lib.unimodal(config.model, spec, m, masking_spec)
                 for m in spec.modalities},
       fusion={name: methods_lib.fusion(config.model, spec, name, masking_spec,
-                                       _distill_weight(config))
+                                       _distill_weight(config),
+                                       config.get("prompts"))
               for name in config.methods},
       masking=masking_spec)
 

@@ -11,6 +11,14 @@
 - ``umt``: Uni-Modal Teacher (Du et al., ICML'23): the late-fusion model
   trained jointly from scratch, its encoders' features distilled toward
   the frozen uni-modal models' (``train/distill.py``);
+- ``prompts``: missing-aware prompts (Lee et al., CVPR'23): the
+  pre-trained towers (the uni-modal checkpoints' encoders) frozen, one set of
+  learnable prompt tokens per presence pattern in the first
+  ``prompts.depth`` layers of each transformer tower (``models/prompts.py``),
+  only the prompts and the heads trained, on the run's training-time
+  missingness (no augmentation). A modality whose encoder is no transformer
+  with the ``extra_tokens`` hook (a CNN) gets no prompts: its frozen encoder
+  and trained head only;
 - ``ume``: eval-only ensemble, the sum of the uni-modal models' logits over
   the modalities each example has;
 - ``ume_mma``: ``ume`` or ``mma``, chosen on validation (``eval/results.py``);
@@ -34,18 +42,23 @@ from ume_jax.infra import mesh as mesh_lib
 from ume_jax.config import rules
 from ume_jax.missing.masking import SUBSTITUTES, MaskingSpec
 from ume_jax.models import LateFusionClassifier, UniModalClassifier
-from ume_jax.models import classifier
+from ume_jax.models import classifier, prompts
 from ume_jax.train import distill, seeds
 
 FUSION_METHODS = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma",
-                  "umt")
-PRETRAINED_INIT = ("late_fusion_pretrained", "mma")
+                  "umt", "prompts")
+PRETRAINED_INIT = ("late_fusion_pretrained", "mma", "prompts")
 # Trained with MMA's per-sample missing-modality augmentation (one mask
 # draw for both: masking.train_present with the run's key).
 AUGMENTED = ("moddrop", "mma")
 # Trained from scratch with the frozen uni-modal encoders as teachers (they
 # read the pre-training stage's checkpoints, as PRETRAINED_INIT do).
 DISTILLED = ("umt",)
+# Frozen towers with learnable per-pattern prompt tokens (models/prompts.py).
+PROMPTED = ("prompts",)
+# What ``prompts`` never trains: every encoder (its prompts live beside
+# them, ``<m>_prompts``; heads and learned missing tokens train).
+PROMPTED_FROZEN = (r"[^/]+_encoder/.*",)
 
 # The ``model`` section; encoders are checked against the dataset.
 MODEL_KEYS = {
@@ -154,17 +167,25 @@ def unimodal(model_cfg, spec: DatasetSpec, m: str,
 
 def fusion(model_cfg, spec: DatasetSpec, method: str,
            masking: MaskingSpec,
-           distill_weight: float = distill.DEFAULT_WEIGHT) -> Method:
+           distill_weight: float = distill.DEFAULT_WEIGHT,
+           prompt_cfg: Mapping | None = None) -> Method:
   """``distill_weight``: ``umt``'s distillation loss weight
-  (``config.umt.distill_weight``); other methods ignore it."""
+  (``config.umt.distill_weight``); ``prompt_cfg``: ``prompts``' ``length``
+  and ``depth`` (``config.prompts``, default ``prompts.DEFAULTS``); other
+  methods ignore them."""
   if method not in FUSION_METHODS:
     raise ValueError(f"Unknown fusion method {method!r}; expected one of"
                      f" {FUSION_METHODS}")
   mods = spec.modalities
   encoders = {m: _encoder(model_cfg, m) for m in mods}
+  prompt = {**prompts.DEFAULTS, **dict(prompt_cfg or {})}
+  prompted = (prompts.check(encoders, mods, int(prompt["depth"]))
+              if method in PROMPTED else ())
   model = LateFusionClassifier(
       mods, encoders, spec.num_classes, fusion=model_cfg.fusion,
-      substitute=masking.substitute, missing_logits=model_cfg.missing_logits)
+      substitute=masking.substitute, missing_logits=model_cfg.missing_logits,
+      prompted=prompted, prompt_length=int(prompt["length"]),
+      prompt_depth=int(prompt["depth"]))
   augment = method in AUGMENTED
 
   def forward(params, batch, present):
@@ -207,6 +228,14 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
       "num_classes": spec.num_classes, "fusion": model_cfg.fusion,
       "substitute": masking.substitute,
       "missing_logits": model_cfg.missing_logits}
+  if method in PROMPTED:
+    # The prompts depend on the whole pattern, so an encoder's output is
+    # no longer the same in every scenario: the general evaluation path.
+    fingerprint["prompts"] = {"modalities": list(prompted),
+                              "length": int(prompt["length"]),
+                              "depth": int(prompt["depth"])}
+    return Method(method, model, example_inputs, train_logits, forward,
+                  fingerprint, frozen_paths=PROMPTED_FROZEN)
   eval_logits = decomposed.Decomposed(forward, parts, assemble)
   if method in DISTILLED:
     return _distilled(Method(method, model, example_inputs, train_logits,

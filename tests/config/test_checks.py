@@ -48,6 +48,8 @@ BAD = [
     ("model.substitute", "ones", "one of ['zeros', 'mean', 'learned', 'map']"),
     ("mma.drop_probs.audio", 1.0, "a number in [0, 1)"),
     ("umt.distill_weight", -1.0, "a number in [0, inf]"),
+    ("prompts.length", 0, "an integer in [1, inf]"),
+    ("prompts.depth", 2.5, "an integer in [1, inf]"),
     ("train_missing.rates.image", -0.1, "a number in [0, 1]"),
     ("train_missing.ratio", 1.5, "a number in [0, 1]"),
     ("num_seeds", 0, "an integer in [1, inf]"),

@@ -1,6 +1,6 @@
 """The ``:clip`` variants (ume_jax/config/clip.py): one snapshot folder
 feeds both towers and both front ends, the towers stay frozen, and
-``:map,clip,small`` runs end to end on MM-IMDB and Food-101."""
+``:map,clip,small`` runs every baseline end to end on MM-IMDB and Food-101."""
 import importlib
 
 import jax
@@ -10,6 +10,7 @@ import pytest
 from tests import fakes
 from ume_jax import experiment
 from ume_jax import methods as methods_lib
+from ume_jax.config import clip
 from ume_jax.weights import registry
 
 WRITERS = {"mmimdb": fakes.write_mmimdb_raw, "food101": fakes.write_food101}
@@ -44,7 +45,10 @@ def test_clip_small_end_to_end_keeps_the_towers_frozen(dataset, tmp_path):
                                  tmp_path / "tfds")
   work = tmp_path / "work"
   results = experiment.run(c, str(work))
-  fakes.check_map_protocol_run(work)
+  # Every fusion method, the field's baselines included, in every scenario.
+  assert tuple(c.methods) == clip.BASELINE_METHODS
+  fakes.check_map_protocol_run(
+      work, clip.BASELINE_METHODS + ("ume", "ume_mma", "ume_umt"))
   for method, by_scenario in results["methods"].items():
     for values in by_scenario.values():
       assert all(np.isfinite(v) for v in values.values()), method
@@ -56,12 +60,13 @@ def test_clip_small_end_to_end_keeps_the_towers_frozen(dataset, tmp_path):
   # Frozen: after every stage the towers are the snapshot's weights.
   s = experiment.setup(c)
   for name, directory in (("mma", work / "mma"),
+                          ("prompts", work / "prompts"),
                           ("unimodal:image", work / "pretrain" / "image")):
-    method = (s.methods.fusion["mma"] if name == "mma"
-              else s.methods.unimodal["image"])
+    fused = name in s.methods.fusion
+    method = s.methods.fusion[name] if fused else s.methods.unimodal["image"]
     params = experiment.restore_params(
         str(directory), method, methods_lib.abstract_params(method, s.mesh))
-    tower = params["image_encoder" if name == "mma" else "encoder"]
+    tower = params["image_encoder" if fused else "encoder"]
     snapshot = registry.load("hf_clip_vision", fakes.CLIP_TINY)
     flat_ours = jax.tree_util.tree_flatten_with_path(tower)[0]
     for path, value in flat_ours:

@@ -16,6 +16,11 @@ Frozen towers, as the CLIP-based missing-modality papers use them (Deep
 Correlated Prompting, AOEPT): no gradient is computed for either tower, so
 uni-modal pre-training is a linear probe per modality and fusion trains its
 heads. ``tuned=True`` moves the towers too, at 1/100 of the heads' rate.
+
+Every fusion method runs on these towers, the field's baselines included
+(``BASELINE_METHODS``): ``moddrop``, ``umt`` and ``prompts`` (missing-aware
+prompts in both towers, ``ume_jax/models/prompts.py``), so their numbers
+and UME-MMA's share the backbone, the masks and the metric code.
 """
 import ml_collections
 
@@ -25,6 +30,9 @@ from ume_jax.config import common
 # (<m>_encoder/...).
 TOWERS = r"(.*_)?encoder/.*"
 CONTEXT = 77   # CLIP's text context (its position table)
+# The ablation ladder's fusion methods and the field's baselines, in order.
+BASELINE_METHODS = ("late_fusion", "moddrop", "late_fusion_pretrained",
+                    "mma", "umt", "prompts")
 
 
 def apply_variants(c, variants, config_file: str) -> None:
@@ -53,6 +61,7 @@ def use_clip(c, *, small: bool = False, tuned: bool = False,
                      augment=False))
   c.data.tokenizer_path = snapshot
   c.data.image_processor = snapshot
+  c.methods = BASELINE_METHODS
   if not small:
     # Our choices: heads train fast on frozen features; 5 / 5 / 3 epochs,
     # batch 64, AdamW 1e-3 with 100 warm-up steps.

@@ -109,6 +109,8 @@ def smoke_run(c, *, num_steps: int, batch_size: int,
                               else {"warmup_steps": warmup_steps}))
   c.log_every_steps = 10
   c.eval.missing_rates = tuple(missing_rates)
+  # Tiny towers have a layer or two.
+  c.prompts.update(dict(length=4, depth=1))
 
 
 # The evaluation grid of the field's missing-rate sweeps: 0.1 ... 1.0 (rate
@@ -166,6 +168,10 @@ def base() -> ml_collections.ConfigDict:
   # The umt baseline (methods.py, train/distill.py): weight of the feature
   # distillation loss toward the frozen uni-modal encoders (Du et al.'s 1).
   c.umt = ml_collections.ConfigDict(dict(distill_weight=1.0))
+  # The prompts baseline (methods.py, models/prompts.py): prompt tokens per
+  # layer and how many of each transformer tower's first layers get them
+  # (Lee et al.'s 16 and 6).
+  c.prompts = ml_collections.ConfigDict(dict(length=16, depth=6))
 
   # Training-time missingness: a fixed set of *training* examples lacks a
   # modality in every stage and run (missing/protocol.py). The field's

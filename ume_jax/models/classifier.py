@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from ume_jax.missing import masking
-from ume_jax.models import layers
+from ume_jax.models import layers, prompts
 from ume_jax.models.registry import build_encoder
 
 FUSIONS = ("sum_logits", "concat_linear")
@@ -49,6 +49,10 @@ class LateFusionClassifier(nn.Module):
   form); with ``missing_logits="drop"`` an absent modality's logits are left
   out of the sum, with ``"keep"`` the substitute's logits stay in.
   ``concat_linear`` is a linear head over the concatenated features.
+
+  ``prompted`` (the ``prompts`` method, ``models/prompts.py``): those
+  modalities' transformer towers get ``prompt_length`` tokens in each of
+  their first ``prompt_depth`` layers, selected by each row's ``present``.
   """
 
   modalities: Sequence[str]
@@ -57,6 +61,9 @@ class LateFusionClassifier(nn.Module):
   fusion: str = "sum_logits"
   substitute: str = "zeros"
   missing_logits: str = "keep"
+  prompted: Sequence[str] = ()
+  prompt_length: int = 0
+  prompt_depth: int = 0
 
   @nn.compact
   def __call__(self, inputs: Mapping[str, jnp.ndarray] | None,
@@ -71,7 +78,8 @@ class LateFusionClassifier(nn.Module):
     for i, m in enumerate(self.modalities):
       name, kwargs = self.encoders[m]
       if encoded is None:
-        f = build_encoder(name, dict(kwargs), f"{m}_encoder")(inputs[m])
+        encoder = build_encoder(name, dict(kwargs), f"{m}_encoder")
+        f = encoder(inputs[m], **self._prompt_tokens(m, encoder, present))
       else:
         f = encoded[m]
       if encode_only:
@@ -98,3 +106,18 @@ class LateFusionClassifier(nn.Module):
         m_logits = m_logits * present[:, i, None].astype(m_logits.dtype)
       logits = logits + m_logits
     return logits
+
+  def _prompt_tokens(self, m: str, encoder: nn.Module,
+                     present: jnp.ndarray | None) -> dict:
+    """``{"extra_tokens": (B, depth, length, width)}`` for a prompted
+    modality, else {} (the tower as it is)."""
+    if m not in self.prompted:
+      return {}
+    if present is None:
+      raise ValueError(
+          "A prompted model selects each example's prompts by its presence"
+          " pattern: call it with `present`; its encoders cannot run alone"
+          " (no decomposed evaluation).")
+    table = prompts.table(self, m, len(self.modalities), self.prompt_depth,
+                          self.prompt_length, encoder.width)
+    return {"extra_tokens": prompts.select(table, present)}
