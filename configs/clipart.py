@@ -48,9 +48,12 @@ them) and the top two move at 1/20 of the head's learning rate (AdamW 1e-3
 pre-training / the late_fusion baseline / fine-tuning; MMA drop probability
 0.5 per modality (as the default config); evaluation at missing rate 0.5
 besides the fixed scenarios. Besides the base config's fusion methods, the
-``moddrop`` and ``umt`` baselines (modality dropout from scratch; uni-modal
-teacher distillation, ``ume_jax/methods.py``) and so the ``ume_umt``
-choice; not in ``:small``, which stays CI-sized.
+``moddrop``, ``umt`` and ``prompts`` baselines (modality dropout from
+scratch; uni-modal teacher distillation; missing-aware prompts, here in the
+MiniLM text tower only: EfficientNet is no transformer, and ``:three``'s
+small text transformers have no prompt hook, so ``:three`` runs without
+it; ``ume_jax/methods.py``) and so the ``ume_umt`` choice; not in
+``:small``, which stays CI-sized.
 """
 import ml_collections
 
@@ -144,9 +147,11 @@ def get_config(arg=None):
   c.eval.missing_rates = (0.5,)
   c.log_every_steps = 20
 
-  if not small:   # the ablation ladder's scratch rungs: moddrop, umt
+  if not small:   # the ablation ladder's baselines: moddrop, umt, prompts
     c.methods = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma",
                  "umt")
+    if "three" not in variants:   # :three's text towers take no prompts
+      c.methods += ("prompts",)
   if small:
     common.smoke_run(c, num_steps=30, batch_size=32, warmup_steps=5,
                      missing_rates=(1.0,))
