@@ -599,3 +599,24 @@ def write_processor_config(folder, **keys) -> pathlib.Path:
   folder.mkdir(parents=True, exist_ok=True)
   (folder / "preprocessor_config.json").write_text(json.dumps(cfg, indent=2))
   return folder / "preprocessor_config.json"
+
+
+def train_steps(method, config, section, batches):
+  """``method``'s jitted, sharded train step (as ``trainer`` runs it, on
+  ``config.mesh`` with the ``section``'s optimiser) over ``batches`` from a
+  fresh state: (params before, params after, the last step's scalars)."""
+  from ume_jax.infra import mesh as mesh_lib
+  from ume_jax.train import optim, seeds, trainer
+  mesh = mesh_lib.build_mesh(config.mesh)
+  tx = optim.make_optimizer(trainer.optim_config(method, section),
+                            len(batches) + 2)
+  init_fn, state_sh = trainer.plan_state(method, tx, mesh)
+  state = init_fn(seeds.init_key(0))
+  before = jax.device_get(state.params)
+  step = trainer.jit_train_step(
+      method, tx, section, state_sh, mesh_lib.batch_sharding(mesh), mesh,
+      multilabel=False, seed=0)
+  scalars = None
+  for batch in batches:
+    state, scalars = step(state, batch)
+  return before, jax.device_get(state.params), jax.device_get(scalars)

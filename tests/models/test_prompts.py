@@ -8,9 +8,8 @@ import pytest
 from tests import fakes as fx
 from ume_jax import experiment
 from ume_jax.config import common
-from ume_jax.infra import mesh as mesh_lib
 from ume_jax.models import prompts
-from ume_jax.train import optim, seeds, trainer
+from ume_jax.train import seeds
 
 # 16 rows (the test mesh's 8 devices divide them): full, image missing,
 # text missing.
@@ -66,18 +65,8 @@ def test_training_steps_move_only_the_prompts_and_heads():
   config = fx.tiny_tower_config()
   config.finetune.optim.weight_decay = 0.1
   method, _ = _method_and_params(config)
-  mesh = mesh_lib.build_mesh(config.mesh)
-  cfg = trainer.optim_config(method, config.finetune)
-  tx = optim.make_optimizer(cfg, 5)
-  init_fn, state_sh = trainer.plan_state(method, tx, mesh)
-  state = init_fn(seeds.init_key(0))
-  before = jax.device_get(state.params)
-  step = trainer.jit_train_step(
-      method, tx, config.finetune, state_sh, mesh_lib.batch_sharding(mesh),
-      mesh, multilabel=False, seed=0)
-  for i in range(3):
-    state, _ = step(state, fx.tower_batch(16, seed=i, present=PRESENT))
-  after = jax.device_get(state.params)
+  before, after, _ = fx.train_steps(method, config, config.finetune, [
+      fx.tower_batch(16, seed=i, present=PRESENT) for i in range(3)])
   for name in before:
     pairs = list(zip(jax.tree.leaves(before[name]),
                      jax.tree.leaves(after[name])))

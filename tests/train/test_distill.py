@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from tests import fakes as fx
-from ume_jax.infra import mesh as mesh_lib
 from ume_jax.train import distill, optim, seeds, trainer
 
 MODS = fx.SPEC.modalities
@@ -83,17 +82,8 @@ def test_training_steps_leave_the_teacher_bit_identical():
   config = fx.tiny_config()
   config.scratch.optim.weight_decay = 0.1
   method, _ = _umt(config)
-  mesh = mesh_lib.build_mesh(config.mesh)
-  tx = optim.make_optimizer(trainer.optim_config(method, config.scratch), 5)
-  init_fn, state_sh = trainer.plan_state(method, tx, mesh)
-  state = init_fn(seeds.init_key(0))
-  before = jax.device_get(state.params)
-  step = trainer.jit_train_step(
-      method, tx, config.scratch, state_sh, mesh_lib.batch_sharding(mesh),
-      mesh, multilabel=False, seed=0)
-  for i in range(3):
-    state, scalars = step(state, fx.batch(16, seed=i))
-  after = jax.device_get(state.params)
+  before, after, scalars = fx.train_steps(
+      method, config, config.scratch, [fx.batch(16, seed=i) for i in range(3)])
   for a, b in zip(jax.tree.leaves(before[distill.TEACHER]),
                   jax.tree.leaves(after[distill.TEACHER])):
     assert a.tobytes() == b.tobytes()
@@ -101,7 +91,6 @@ def test_training_steps_leave_the_teacher_bit_identical():
     assert any(not np.array_equal(a, b) for a, b in zip(
         jax.tree.leaves(before[f"{m}_encoder"]),
         jax.tree.leaves(after[f"{m}_encoder"])))
-  scalars = jax.device_get(scalars)
   assert scalars["distill_loss"] > 0
   np.testing.assert_allclose(scalars["loss"], scalars["task_loss"]
                              + scalars["distill_loss"], rtol=1e-6)
