@@ -53,7 +53,11 @@ scratch; uni-modal teacher distillation; missing-aware prompts, here in the
 MiniLM text tower only: EfficientNet is no transformer, and ``:three``'s
 small text transformers have no prompt hook, so ``:three`` runs without
 it; ``ume_jax/methods.py``) and so the ``ume_umt`` choice; not in
-``:small``, which stays CI-sized.
+``:small``, which stays CI-sized. The frozen layers' outputs are computed
+once per training example and cached with the prepared data
+(``frozen_prefix_cache``, ``ume_jax/train/frozen_prefix.py``; README,
+"Frozen layers computed once"): ``--config.frozen_prefix_cache=False``
+runs them in every step instead, to the same results.
 """
 import ml_collections
 
@@ -146,6 +150,9 @@ def get_config(arg=None):
   c.eval.batch_size = 256
   c.eval.missing_rates = (0.5,)
   c.log_every_steps = 20
+  # EfficientNet's frozen stem and lower blocks and MiniLM's frozen lower
+  # layers run once per example (ume_jax/train/frozen_prefix.py).
+  c.frozen_prefix_cache = True
 
   if not small:   # the ablation ladder's baselines: moddrop, umt, prompts
     c.methods = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma",

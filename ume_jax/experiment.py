@@ -35,8 +35,8 @@ from ume_jax.missing import masking
 from ume_jax.missing import scenarios as scenarios_lib
 from ume_jax.missing.masking import MaskingSpec
 from ume_jax.models import prompts
-from ume_jax.train import (aot, distill, provenance, seeds, trainer,
-                           validation, warm_start)
+from ume_jax.train import (aot, distill, frozen_prefix, provenance, seeds,
+                           trainer, validation, warm_start)
 from ume_jax.weights import graft
 
 # The config section holding each fusion method's budget and optimizer:
@@ -69,6 +69,7 @@ CONFIG_SCHEMA = {
     "eval": evaluation.CONFIG_KEYS,
     "checkpoint": checkpoint.CONFIG_KEYS,
     "validation": validation.CONFIG_KEYS,
+    frozen_prefix.CONFIG_KEY: rules.boolean,
 }
 
 
@@ -119,6 +120,7 @@ def setup(config, devices: Sequence | None = None) -> Setup:
   encoders filled in), then builds its dataset, mesh and methods."""
   config = graft.with_architectures(config)
   config_checks.check_config(config, CONFIG_SCHEMA)
+  frozen_prefix.check_config(config)
   dataset = data_lib.get_dataset(config.data)
   config_checks.check_against_dataset(config, dataset.spec,
                                       dataset.vocab_sizes)
@@ -201,6 +203,13 @@ _DATA_LOCATION_KEYS = ("data_dir", "manual_dir", "worker_count",
                        "max_bad_fraction")
 
 
+def data_identity(s: Setup) -> dict:
+  """What the data is, wherever it lives."""
+  return {"spec": dataclasses.asdict(s.dataset.spec),
+          "config": {k: v for k, v in s.config.data.to_dict().items()
+                     if k not in _DATA_LOCATION_KEYS}}
+
+
 def fingerprint(s: Setup, run: TrainingRun) -> dict:
   """Everything the run's trained state depends on (``provenance.py``);
   runs it starts from are named by their recorded identity, so this is
@@ -216,9 +225,7 @@ def fingerprint(s: Setup, run: TrainingRun) -> dict:
       "weights": {m: {k: config.model.encoders[m].get(k, "")
                       for k in ("weights", "weights_path")}
                   for m in run.modalities},
-      "data": {"spec": dataclasses.asdict(s.dataset.spec),
-               "config": {k: v for k, v in config.data.to_dict().items()
-                          if k not in _DATA_LOCATION_KEYS}},
+      "data": data_identity(s),
   }
   if config.get("validation") is not None:
     # Which checkpoint is the best (and, with patience, where training
@@ -256,7 +263,9 @@ def train(s: Setup, workdir: str, stage: str, seed: int) -> None:
                     provenance_record=(fingerprint(s, run),
                                        config.to_dict()),
                     validate=_validator(s, run),
-                    validation_cfg=config.get("validation"))
+                    validation_cfg=config.get("validation"),
+                    prefix_cache=frozen_prefix.settings(config,
+                                                        data_identity(s)))
 
 
 def _select(config) -> str:
@@ -415,6 +424,7 @@ def _provenance(s: Setup, root: str, results: dict) -> dict:
     best = validation.read_record(directory) or {}
     return {"directory": directory, "identity": r.get("identity"),
             "fingerprint": r.get("fingerprint"), "config": r.get("config"),
+            "frozen_prefix": r.get("frozen_prefix"),
             "checkpoint": which,
             "best_step": best.get("step") if which == "best" else None}
   out = {f"unimodal:{m}": record(unimodal_dir(root, m))

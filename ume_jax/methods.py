@@ -29,6 +29,7 @@ Each receives what it needs: the model config (``config.model``), the
 dataset's spec and the run's ``MaskingSpec``, never the whole config.
 """
 import dataclasses
+import functools
 from typing import Any, Callable, Mapping
 
 import flax.linen as nn
@@ -40,10 +41,11 @@ from ume_jax.data import DatasetSpec
 from ume_jax.eval import decomposed
 from ume_jax.infra import mesh as mesh_lib
 from ume_jax.config import rules
+from ume_jax.missing import masking as masking_lib
 from ume_jax.missing.masking import SUBSTITUTES, MaskingSpec
 from ume_jax.models import LateFusionClassifier, UniModalClassifier
 from ume_jax.models import classifier, prompts
-from ume_jax.train import distill, seeds
+from ume_jax.train import distill, frozen_prefix, seeds
 
 FUSION_METHODS = ("late_fusion", "moddrop", "late_fusion_pretrained", "mma",
                   "umt", "prompts")
@@ -93,6 +95,9 @@ class Method:
   # Parameter path regexes never trained whatever the config says
   # (``optim.with_frozen``).
   frozen_paths: tuple[str, ...] = ()
+  # How it trains from cached frozen encoder prefixes
+  # (``train/frozen_prefix.py``); None: it cannot.
+  prefix: frozen_prefix.Hooks | None = None
 
   def boxed_params(self, key: jax.Array) -> Any:
     """Fresh parameters, still boxed with their logical axis names."""
@@ -156,13 +161,20 @@ def unimodal(model_cfg, spec: DatasetSpec, m: str,
     # An example without modality m teaches its uni-modal model nothing.
     return masking.training_present(batch)[:, index].astype(jnp.float32)
 
+  def prefix_train_logits(params, batch, key, prefix):
+    del key   # absent inputs are weighted out, never substituted
+    return model.apply({"params": params}, batch[m],
+                       start=prefix.starts.get(m, 0))
+
   return Method(
       f"unimodal:{m}", model, lambda b: (_zeros(spec, m, b),), train_logits,
       eval_logits,
       {"method": f"unimodal:{m}", "encoder": name, "encoder_kwargs": kwargs,
        "input_shape": list(spec.input_shapes[m]),
        "num_classes": spec.num_classes},
-      example_weights)
+      example_weights,
+      prefix=frozen_prefix.Hooks({m: (name, kwargs, "encoder")},
+                                 prefix_train_logits))
 
 
 def fusion(model_cfg, spec: DatasetSpec, method: str,
@@ -211,11 +223,27 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
                                pieces["sub"][m]) for i, m in enumerate(mods)}
     return model.apply({"params": params}, None, present, encoded=features)
 
-  def train_logits(params, batch, key):
+  def train_present(batch, key):
     present = masking.training_present(batch)
     if augment:
       present = masking.augmented_present(key, present)
-    return forward(params, batch, present)
+    return present
+
+  def train_logits(params, batch, key):
+    return forward(params, batch, train_present(batch, key))
+
+  def prefix_train_logits(params, batch, key, prefix):
+    present = train_present(batch, key)
+    cached = frozen_prefix.substitute(batch, present, mods, prefix)
+    inputs = {**masking.inputs(batch, present),
+              **{m: cached[m] for m in prefix.starts}}
+    return model.apply({"params": params}, inputs, present,
+                       starts=dict(prefix.starts))
+
+  # Prompted towers take prompt tokens in their frozen layers: not cached.
+  hooks = frozen_prefix.Hooks(
+      {m: (*encoders[m], f"{m}_encoder") for m in mods if m not in prompted},
+      prefix_train_logits, functools.partial(_fill, masking))
 
   def example_inputs(b):
     return ({m: _zeros(spec, m, b) for m in mods},
@@ -235,14 +263,25 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
                               "length": int(prompt["length"]),
                               "depth": int(prompt["depth"])}
     return Method(method, model, example_inputs, train_logits, forward,
-                  fingerprint, frozen_paths=PROMPTED_FROZEN)
+                  fingerprint, frozen_paths=PROMPTED_FROZEN, prefix=hooks)
   eval_logits = decomposed.Decomposed(forward, parts, assemble)
   if method in DISTILLED:
     return _distilled(Method(method, model, example_inputs, train_logits,
                              eval_logits, fingerprint),
                       encoders, masking, float(distill_weight))
   return Method(method, model, example_inputs, train_logits, eval_logits,
-                fingerprint)
+                fingerprint, prefix=hooks)
+
+
+def _fill(masking: MaskingSpec, m: str, x: np.ndarray):
+  """The fusion models' substitute of absent inputs ``x`` of ``m`` (None
+  for ``learned``: the model swaps features instead)."""
+  if masking.substitute == "learned":
+    return None
+  means = None if masking.means is None else {m: masking.means[m]}
+  return masking_lib.substitute_inputs(
+      {m: x}, np.zeros((x.shape[0], 1), bool), (m,), masking.substitute,
+      means)[m]
 
 
 def _distilled(method: Method, encoders: Mapping, masking: MaskingSpec,

@@ -145,6 +145,10 @@ def base() -> ml_collections.ConfigDict:
   c.num_seeds = 1
   c.stage = "all"
   c.log_every_steps = 50
+  # Frozen lowest encoder layers run once per training example, cached with
+  # the prepared data (ume_jax/train/frozen_prefix.py); refused with
+  # data.augment. Off by default: only configs with frozen layers gain.
+  c.frozen_prefix_cache = False
 
   c.data = ml_collections.ConfigDict(dict(
       name="avdigits", data_dir="", worker_count=0, augment=False,

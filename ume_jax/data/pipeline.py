@@ -247,8 +247,13 @@ class Dataset:
   def train_iterator(self, global_batch_size: int,
                      sharding: jax.sharding.NamedSharding | None, *, seed: int,
                      split: str = "train", process_index=None,
-                     process_count=None) -> TrainIterator:
+                     process_count=None,
+                     transform: Callable[[dict], dict] | None = None
+                     ) -> TrainIterator:
     """Seeded, shuffled, infinitely repeated batches, drop_remainder.
+
+    ``transform`` (host batch -> host batch, after preprocessing), if given,
+    is applied to every local batch (e.g. ``frozen_prefix.Prefix.gather``).
 
     The order is global: one seeded permutation of the whole split per
     epoch, cut into global batches of ``global_batch_size``; process p of P
@@ -273,6 +278,8 @@ class Dataset:
     # Batch before standardising: one vectorised op per batch.
     ds = ds.batch(local_size, drop_remainder=True)[p::n].map(
         _KeepIndex(self._preprocess))
+    if transform is not None:
+      ds = ds.map(transform)
 
     def start(first_batch: int) -> grain.IterDataset:
       iter_ds = ds[first_batch:].to_iter_dataset(grain.ReadOptions(

@@ -26,6 +26,14 @@ Where it differs from the original, and why:
     used frozen or fine-tuned briefly.
   * The position table has ``max_positions`` rows whatever ``max_len``, so
     pre-trained weights fit an encoder configured for shorter texts.
+
+Units (``transformer``'s docstring): ``depth + 2``, 0 = the embeddings
+with ``ln_embed``, ``1 + i`` = ``layer{i}``, the last = pooling (with
+``pooler``) and normalisation. The layers and the mean pooling need the
+padding mask, which the hidden states cannot give back, so the state a
+call with ``stop`` < ``num_units()`` returns is float32 ``(B, L, width +
+1)``: the hidden states with ``valid`` (1.0 token / 0.0 padding) as the
+last channel; a call with ``start`` > 0 takes that and splits it again.
 """
 import flax.linen as nn
 import jax.numpy as jnp
@@ -34,6 +42,7 @@ from ume_jax.models import transformer
 from ume_jax.models.registry import register_encoder
 
 POOLINGS = ("cls", "pooler", "mean")
+EMBED_PARAMS = frozenset({"word_embed", "pos_embed", "type_embed", "ln_embed"})
 _normal = nn.initializers.normal(stddev=0.02)
 
 
@@ -113,18 +122,47 @@ class Bert(nn.Module):
                                        self.dtype, "pooler")(cls))
     return cls.astype(jnp.float32)
 
+  def num_units(self) -> int:
+    """Embeddings, ``depth`` layers, pooling (the module docstring)."""
+    return self.depth + 2
+
+  def unit_of(self, path: tuple[str, ...]) -> int:
+    """The unit that uses the parameter at ``path`` (in this tower)."""
+    return transformer.tower_unit(
+        path, self.depth, EMBED_PARAMS, frozenset({"pooler"}),
+        type(self).__name__)
+
+  def _start(self, x, start: int):
+    """(states, valid) handed to unit ``start``: from ids at 0."""
+    if start:
+      x, valid = transformer.split_channel(x, self.dtype)
+      return x, valid > 0.5
+    check_ids(x, self.max_len, self.max_positions, type(self).__name__)
+    # Padding of evaluation batches may arrive as floats: ids are exact.
+    ids = x.astype(jnp.int32)
+    return self._embed(ids), ids > 0
+
   @nn.compact
-  def __call__(self, ids: jnp.ndarray, extra_tokens=None) -> jnp.ndarray:
-    check_ids(ids, self.max_len, self.max_positions, type(self).__name__)
+  def __call__(self, ids: jnp.ndarray, extra_tokens=None, *, start: int = 0,
+               stop: int | None = None) -> jnp.ndarray:
+    """Units ``start .. stop - 1`` (the module docstring): ids at start 0,
+    else what a call with ``stop=start`` returned."""
+    who = type(self).__name__
+    stop = transformer.unit_bounds(start, stop, self.num_units(), who)
+    transformer.check_prompt_units(extra_tokens, start, stop, who)
     if self.pool not in POOLINGS:
       raise ValueError(f"pool={self.pool!r}; expected one of {POOLINGS}")
-    # Padding of evaluation batches may arrive as floats: ids are exact.
-    ids = ids.astype(jnp.int32)
-    valid = ids > 0
+    if start == stop:
+      return ids
+    x, valid = self._start(ids, start)
+    first, last = transformer.layer_range(start, stop, self.depth)
     x = transformer.stack(
-        self._embed(ids), depth=self.depth, heads=self.heads,
+        x, depth=self.depth, heads=self.heads,
         mlp_dim=self.mlp_dim, act=self.act, eps=self.eps, pre_norm=False,
-        dtype=self.dtype, valid=valid, extra_tokens=extra_tokens)
+        dtype=self.dtype, valid=valid, extra_tokens=extra_tokens,
+        first=first, last=last)
+    if stop < self.num_units():
+      return transformer.with_channel(x, valid)
     self.sow("intermediates", "hidden", x)
     pooled = self._pool(x, valid)
     return l2_normalize(pooled) if self.normalize else pooled

@@ -31,10 +31,19 @@ class UniModalClassifier(nn.Module):
   num_classes: int
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    features = build_encoder(self.encoder_name, dict(self.encoder_kwargs),
-                             "encoder")(x)
+  def __call__(self, x: jnp.ndarray, start: int = 0) -> jnp.ndarray:
+    """``start > 0``: ``x`` is the encoder's state before that unit (a
+    cached frozen prefix, ``train/frozen_prefix.py``)."""
+    encoder = build_encoder(self.encoder_name, dict(self.encoder_kwargs),
+                            "encoder")
+    features = encoder(x, **_from_unit(start))
     return _head(self.num_classes, "head")(features)
+
+
+def _from_unit(start: int) -> dict:
+  """Encoder call kwargs running it from unit ``start`` (none from 0: an
+  encoder without units is called as it always was)."""
+  return {"start": int(start)} if start else {}
 
 
 class LateFusionClassifier(nn.Module):
@@ -69,17 +78,21 @@ class LateFusionClassifier(nn.Module):
   def __call__(self, inputs: Mapping[str, jnp.ndarray] | None,
                present: jnp.ndarray | None, *,
                encoded: Mapping[str, jnp.ndarray] | None = None,
-               encode_only: bool = False):
+               encode_only: bool = False,
+               starts: Mapping[str, int] | None = None):
     """Logits (B, C). Decomposed evaluation (``eval/decomposed.py``) calls
     it in two halves over the same parameters: ``encode_only`` returns the
     encoders' features ``{m: (B, D)}`` of ``inputs``; ``encoded`` skips the
-    encoders and fuses the given features (``inputs`` unused)."""
+    encoders and fuses the given features (``inputs`` unused). ``starts``
+    ``{m: k}``: ``inputs[m]`` is encoder m's state before unit k (a cached
+    frozen prefix, ``train/frozen_prefix.py``)."""
     features = []
     for i, m in enumerate(self.modalities):
       name, kwargs = self.encoders[m]
       if encoded is None:
         encoder = build_encoder(name, dict(kwargs), f"{m}_encoder")
-        f = encoder(inputs[m], **self._prompt_tokens(m, encoder, present))
+        f = encoder(inputs[m], **self._prompt_tokens(m, encoder, present),
+                    **_from_unit((starts or {}).get(m, 0)))
       else:
         f = encoded[m]
       if encode_only:

@@ -49,6 +49,14 @@ Parameter tree: ``stem``, ``mbconv{i}/{expand,depthwise,project}``,
 ``layers.dense``. The names are this encoder's own (no other encoder has
 an ``mbconv{i}`` or ``head_conv``), so ``lr_multipliers`` regexes over
 them leave a text encoder sharing the stage's optimizer config alone.
+
+Units, so a trainer can run the frozen lowest part once per example and
+cache it (``__call__``'s ``start`` / ``stop``, as the transformer towers'):
+``blocks + 2`` of them, 0 = resize and ``stem``, ``1 + i`` = ``mbconv{i}``,
+the last = ``head_conv`` (if ``head``), pooling and ``fc`` (if
+``classes``; with ``head=False`` the last unit has no parameters). The
+state a call with ``stop`` < ``num_units()`` returns is the float32
+feature map ``(B, h, w, C)`` handed to unit ``stop``.
 """
 from collections.abc import Sequence
 
@@ -59,6 +67,7 @@ from jax import lax
 
 from ume_jax.models import layers
 from ume_jax.models.registry import register_encoder
+from ume_jax.models.transformer import unit_bounds
 
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
@@ -187,7 +196,24 @@ class EfficientNetLite0(nn.Module):
   depthwise_impl: str = "shifts"
   dtype: str = "float32"
 
-  def _check(self, x: jnp.ndarray) -> None:
+  def num_units(self) -> int:
+    """Stem, ``blocks`` MBConv blocks, the top (the module docstring)."""
+    return self.blocks + 2
+
+  def unit_of(self, path: tuple[str, ...]) -> int:
+    """The unit that uses the parameter at ``path`` (in this encoder)."""
+    name = path[0] if path else ""
+    if name == "stem":
+      return 0
+    if name in ("head_conv", "fc"):
+      return self.blocks + 1
+    if name.startswith("mbconv") and name[6:].isdigit() and (
+        int(name[6:]) < self.blocks):
+      return 1 + int(name[6:])
+    raise ValueError(f"efficientnet_lite0: parameter {'/'.join(path)!r}"
+                     " belongs to no unit.")
+
+  def _check(self) -> None:
     if not 1 <= self.blocks <= NUM_BLOCKS:
       raise ValueError(f"efficientnet_lite0: blocks={self.blocks} must be in"
                        f" 1..{NUM_BLOCKS}.")
@@ -204,6 +230,8 @@ class EfficientNetLite0(nn.Module):
       raise ValueError(f"efficientnet_lite0: depthwise_impl="
                        f"{self.depthwise_impl!r}; expected one of"
                        f" {DEPTHWISE_IMPLS}.")
+
+  def _check_images(self, x: jnp.ndarray) -> None:
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError("efficientnet_lite0 expects RGB images (batch,"
                        f" height, width, 3), ImageNet-normalised; got shape"
@@ -217,14 +245,31 @@ class EfficientNetLite0(nn.Module):
                             "bilinear")
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    self._check(x)
-    x = self._resize(x.astype(self.dtype))
-    x = nn.relu6(layers.conv(STEM_CHANNELS, 3, 2, name="stem",
-                             dtype=self.dtype)(x))
+  def __call__(self, x: jnp.ndarray, *, start: int = 0,
+               stop: int | None = None) -> jnp.ndarray:
+    """Units ``start .. stop - 1`` (the module docstring): images at start
+    0, else what a call with ``stop=start`` returned."""
+    self._check()
+    stop = unit_bounds(start, stop, self.num_units(), "efficientnet_lite0")
+    if start == stop:
+      return x
+    if start:
+      x = x.astype(self.dtype)
+    else:
+      self._check_images(x)
+      x = self._resize(x.astype(self.dtype))
+      x = nn.relu6(layers.conv(STEM_CHANNELS, 3, 2, name="stem",
+                               dtype=self.dtype)(x))
     for i, args in enumerate(block_args()[:self.blocks]):
-      x = MBConv(*args, depthwise_impl=self.depthwise_impl, dtype=self.dtype,
-                 name=f"mbconv{i}")(x)
+      if start <= 1 + i < stop:
+        x = MBConv(*args, depthwise_impl=self.depthwise_impl,
+                   dtype=self.dtype, name=f"mbconv{i}")(x)
+    if stop < self.num_units():
+      return x.astype(jnp.float32)
+    return self._top(x)
+
+  def _top(self, x: jnp.ndarray) -> jnp.ndarray:
+    """The last unit: head conv, pooling, classifier."""
     if self.head:
       x = nn.relu6(layers.conv(HEAD_CHANNELS, 1, 1, name="head_conv",
                                dtype=self.dtype)(x))

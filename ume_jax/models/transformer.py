@@ -15,7 +15,17 @@ layer makes of them is dropped after it, so every prompted layer gets fresh
 tokens and the sequence the tower pools from keeps its positions (VPT-deep's
 scheme; Jia et al. 2022). Extra tokens are always attended to (they are
 never padding) and, in a causal tower, visible to every position.
+
+Units: a tower runs in ``depth + 2`` units, 0 = everything before the
+first layer (embeddings), ``1 + i`` = ``layer{i}``, ``depth + 1`` =
+everything after the last (final norm, pooling, projection), so a trainer
+can run the frozen lowest units once, cache their output and run only the
+rest per step (``__call__``'s ``start`` / ``stop``). ``stack``'s ``first``
+/ ``last`` run a slice of the layers; the helpers below check the bounds,
+map parameter paths to units, and carry a per-token channel (a padding
+mask, a pooling position) that the upper units need beside the states.
 """
+import re
 from typing import Callable
 
 import flax.linen as nn
@@ -136,11 +146,13 @@ def attention_mask(valid: jnp.ndarray | None, length: int, causal: bool,
 
 def stack(x, *, depth: int, heads: int, mlp_dim: int, act: str, eps: float,
           pre_norm: bool, dtype, causal: bool = False, valid=None,
-          extra_tokens=None):
+          extra_tokens=None, first: int = 0, last: int | None = None):
   """``depth`` layers over x (B, L, width), named ``layer{i}`` in the
   calling module (call it from an ``@nn.compact`` method). ``valid``
   (B, L) marks real tokens (None: all); ``extra_tokens`` (B, n, P, width)
-  or None: the prompt hook of the module docstring."""
+  or None: the prompt hook of the module docstring. ``first`` / ``last``
+  run only layers ``first .. last - 1`` (None: to ``depth``), keeping the
+  absolute names and prompts, so x is what layer ``first`` would get."""
   batch, length = x.shape[:2]
   n_extra = 0 if extra_tokens is None else extra_tokens.shape[1]
   if extra_tokens is not None and (
@@ -157,7 +169,10 @@ def stack(x, *, depth: int, heads: int, mlp_dim: int, act: str, eps: float,
     prompted = attention_mask(
         jnp.concatenate([jnp.ones((batch, p), bool), real], axis=1),
         p + length, causal, batch)
-  for i in range(depth):
+  last = depth if last is None else last
+  if not 0 <= first <= last <= depth:
+    raise ValueError(f"layers {first}..{last} are not within 0..{depth}")
+  for i in range(first, last):
     layer = Layer(heads, mlp_dim, act, eps, pre_norm, dtype, name=f"layer{i}")
     if i < n_extra:
       tokens = extra_tokens[:, i].astype(x.dtype)
@@ -166,3 +181,61 @@ def stack(x, *, depth: int, heads: int, mlp_dim: int, act: str, eps: float,
     else:
       x = layer(x, plain)
   return x
+
+
+def unit_bounds(start: int, stop: int | None, units: int, who: str) -> int:
+  """``stop`` resolved (None: ``units``), after checking that units
+  ``start .. stop - 1`` lie in 0..``units - 1`` and stop >= 1 (stop 0
+  would hand the raw input back). Python ints: they choose what is
+  computed (static under jit)."""
+  stop = units if stop is None else stop
+  if not 0 <= start <= stop <= units or stop < 1:
+    raise ValueError(f"{who}: units start={start}, stop={stop} must satisfy"
+                     f" 0 <= start <= stop <= {units}, stop >= 1.")
+  return stop
+
+
+def check_prompt_units(extra_tokens, start: int, stop: int, who: str):
+  """Prompts enter layers 0..n-1 (units 1..n) and change every state after
+  them, so they need the whole prefix: no start after unit 0 (its cached
+  input had none), no stop before the prompted layers are done."""
+  n = 0 if extra_tokens is None else extra_tokens.shape[1]
+  if n and (start > 0 or stop <= n):
+    raise ValueError(f"{who}: extra_tokens prompt layers 0..{n - 1}, so"
+                     f" they need units 0..{n} in one call; got start="
+                     f"{start}, stop={stop}.")
+
+
+def layer_range(start: int, stop: int, depth: int) -> tuple[int, int]:
+  """The layers units ``start .. stop - 1`` run (unit 1 + i is layer i)."""
+  return min(max(start - 1, 0), depth), min(max(stop - 1, 0), depth)
+
+
+def tower_unit(path: tuple[str, ...], depth: int, embed: frozenset,
+               final: frozenset, who: str) -> int:
+  """The unit of a tower's parameter at ``path`` (inside the tower):
+  names in ``embed`` run before the layers (unit 0), ``layer{i}`` is unit
+  1 + i, names in ``final`` run after them (unit depth + 1)."""
+  name = path[0] if path else ""
+  if name in embed:
+    return 0
+  if name in final:
+    return depth + 1
+  m = re.fullmatch(r"layer(\d+)", name)
+  if m and int(m.group(1)) < depth:
+    return 1 + int(m.group(1))
+  raise ValueError(f"{who}: parameter {'/'.join(path)!r} belongs to no unit.")
+
+
+def with_channel(x: jnp.ndarray, channel: jnp.ndarray) -> jnp.ndarray:
+  """(B, L, W) states and a (B, L) per-token channel -> (B, L, W + 1)
+  float32, the state handed between units when the upper ones need the
+  channel (states of any compute dtype survive float32 exactly)."""
+  return jnp.concatenate([x.astype(jnp.float32),
+                          channel.astype(jnp.float32)[..., None]], axis=-1)
+
+
+def split_channel(state: jnp.ndarray, dtype) -> tuple[jnp.ndarray,
+                                                      jnp.ndarray]:
+  """``with_channel``'s inverse: states in ``dtype``, float (B, L) channel."""
+  return state[..., :-1].astype(dtype), state[..., -1]

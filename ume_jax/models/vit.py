@@ -18,6 +18,12 @@ checkpoint's own front end (``data.image_processor``). Architecture:
 (``ume_jax/weights/hf_vit.py``, ``hf_clip.py``). The position table fits
 one image size: other sizes are refused (no interpolation), naming the
 size the checkpoint was trained at. No dropout (deterministic encoders).
+
+Units (``transformer``'s docstring): ``depth + 2``, 0 = patch embedding,
+[CLS], positions (and ``ln_pre``), ``1 + i`` = ``layer{i}``, the last =
+``ln_final``, pooling and projection. The state a call with ``stop`` <
+``num_units()`` returns is the float32 token states ``(B, 1 + patches,
+width)``: nothing is padding, so no mask travels with them.
 """
 import einops
 import flax.linen as nn
@@ -27,6 +33,9 @@ from ume_jax.models import transformer
 from ume_jax.models.registry import register_encoder
 
 POOLINGS = ("cls", "pooler", "mean")
+EMBED_PARAMS = frozenset({"patch_embed", "patch_bias", "cls_token",
+                          "pos_embed", "ln_pre"})
+FINAL_PARAMS = frozenset({"ln_final", "pooler", "proj"})
 _normal = nn.initializers.normal(stddev=0.02)
 
 
@@ -59,6 +68,15 @@ class VisionTransformer(nn.Module):
               " preprocessor_config.json (data.image_processor)")
     return None
 
+  def num_units(self) -> int:
+    """Embedding, ``depth`` layers, the top (the module docstring)."""
+    return self.depth + 2
+
+  def unit_of(self, path: tuple[str, ...]) -> int:
+    """The unit that uses the parameter at ``path`` (in this tower)."""
+    return transformer.tower_unit(path, self.depth, EMBED_PARAMS,
+                                  FINAL_PARAMS, type(self).__name__)
+
   def _check(self, images):
     grid = self.image_size // self.patch_size
     if (images.ndim != 4 or images.shape[1:3] != (self.image_size,) * 2
@@ -69,8 +87,6 @@ class VisionTransformer(nn.Module):
           f" position table of {self.patch_size}-pixel patches fits that"
           f" size only); got {images.shape}. Prepare images with the"
           " checkpoint's preprocessor_config.json (data.image_processor).")
-    if self.pool not in POOLINGS:
-      raise ValueError(f"pool={self.pool!r}; expected one of {POOLINGS}")
 
   def _embed(self, images):
     p = self.patch_size
@@ -106,12 +122,29 @@ class VisionTransformer(nn.Module):
     return cls
 
   @nn.compact
-  def __call__(self, images: jnp.ndarray, extra_tokens=None) -> jnp.ndarray:
-    self._check(images)
+  def __call__(self, images: jnp.ndarray, extra_tokens=None, *,
+               start: int = 0, stop: int | None = None) -> jnp.ndarray:
+    """Units ``start .. stop - 1`` (the module docstring): images at start
+    0, else what a call with ``stop=start`` returned."""
+    who = type(self).__name__
+    stop = transformer.unit_bounds(start, stop, self.num_units(), who)
+    transformer.check_prompt_units(extra_tokens, start, stop, who)
+    if self.pool not in POOLINGS:
+      raise ValueError(f"pool={self.pool!r}; expected one of {POOLINGS}")
+    if start == stop:
+      return images
+    if start:
+      x = images.astype(self.dtype)
+    else:
+      self._check(images)
+      x = self._embed(images)
+    first, last = transformer.layer_range(start, stop, self.depth)
     x = transformer.stack(
-        self._embed(images), depth=self.depth, heads=self.heads,
+        x, depth=self.depth, heads=self.heads,
         mlp_dim=self.mlp_dim, act=self.act, eps=self.eps, pre_norm=True,
-        dtype=self.dtype, extra_tokens=extra_tokens)
+        dtype=self.dtype, extra_tokens=extra_tokens, first=first, last=last)
+    if stop < self.num_units():
+      return x.astype(jnp.float32)
     self.sow("intermediates", "encoded", x)
     x = transformer.layer_norm(self.eps, self.dtype, "ln_final")(x)
     self.sow("intermediates", "hidden", x)

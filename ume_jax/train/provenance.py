@@ -100,6 +100,27 @@ def check_or_record(directory: str, fingerprint: Mapping, config: Mapping,
          "config": _canonical(config)}, indent=1))
 
 
+def check_frozen_prefix(directory: str, record: Mapping) -> None:
+  """Adds the frozen-prefix cache entries a run trains from to its record
+  (``train/frozen_prefix.py``); refuses entries other than those it was
+  trained from, whose features came from other weights or data."""
+  saved = read(directory)
+  if saved is None:   # a run without a record (tests): nothing to add to
+    return
+  record = _canonical(record)
+  before = saved.get("frozen_prefix")
+  if before is not None and before != record:
+    raise ProvenanceError(
+        f"The run in {directory} was trained from cached frozen encoder"
+        f" prefixes {before!r}, and this config gives it {record!r}: the"
+        " frozen layers' weights or the data differ, so its results would"
+        " not be this config's. Use a fresh --workdir, or delete that run"
+        " directory to retrain.")
+  if before is None and jax.process_index() == 0:
+    paths.write_text(paths.join(directory, FILE),
+                     json.dumps({**saved, "frozen_prefix": record}, indent=1))
+
+
 def code_version() -> dict:
   """The package version, and the git commit when run from a checkout
   (``dirty`` when it has uncommitted changes)."""

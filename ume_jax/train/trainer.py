@@ -6,6 +6,7 @@ the latest checkpoint in that directory (model, optimizer and input iterator
 state), and draws the same masks it would have drawn uninterrupted.
 """
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
@@ -20,7 +21,7 @@ from ume_jax.infra import mesh as mesh_lib
 from ume_jax.infra import preemption
 from ume_jax.infra.logs import MetricWriter, Progress, announce
 from ume_jax.methods import Method
-from ume_jax.train import optim, provenance, seeds, validation
+from ume_jax.train import frozen_prefix, optim, provenance, seeds, validation
 from ume_jax.train import step as step_lib
 from ume_jax.train.state import TrainState
 
@@ -72,10 +73,16 @@ def optim_config(method: Method, stage_cfg) -> Any:
 
 def jit_train_step(method: Method, tx: optax.GradientTransformation,
                    stage_cfg, state_sh, batch_sh, mesh, *, multilabel: bool,
-                   seed: int) -> Callable:
-  """The stage's train step, jitted with its shardings, state donated."""
+                   seed: int, prefix: frozen_prefix.Prefix | None = None
+                   ) -> Callable:
+  """The stage's train step, jitted with its shardings, state donated;
+  with ``prefix``, on batches whose cached modalities are prefix rows."""
+  train_logits = method.train_logits
+  if prefix is not None:
+    train_logits = functools.partial(method.prefix.train_logits,
+                                     prefix=prefix)
   return jax.jit(
-      step_lib.make_train_step(method.train_logits, tx, multilabel=multilabel,
+      step_lib.make_train_step(train_logits, tx, multilabel=multilabel,
                             seed=seed, example_weights=method.example_weights,
                             frozen=optim.frozen_mask(
                                 state_sh.params,
@@ -103,7 +110,8 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
           checkpoint_cfg=None, log_every_steps: int = 50,
           provenance_record: tuple[dict, dict] | None = None,
           validate: Callable[[Any], dict] | None = None,
-          validation_cfg=None) -> Any:
+          validation_cfg=None,
+          prefix_cache: frozen_prefix.Settings | None = None) -> Any:
   """Trains ``method`` into ``directory``; returns its final parameters.
 
   ``init_params(params)`` may replace freshly initialised parameters (e.g.
@@ -113,6 +121,8 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
   ``validate(params) -> {name: value, "score": value}``, with
   ``validation_cfg`` (``validation.CONFIG_KEYS``), scores the run on
   validation as it trains and keeps its best checkpoint (``validation.py``).
+  ``prefix_cache`` (None: off) runs frozen encoder prefixes once per
+  example, cached (``frozen_prefix.py``).
   Ctrl-C within it is a preemption notice (``preemption.training``).
   """
   num_steps = total_steps(stage_cfg, dataset.spec.split_sizes["train"])
@@ -146,10 +156,20 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
     if init_params is not None:
       state = state.replace(params=init_params(state.params))
 
-  step_fn = jit_train_step(method, tx, stage_cfg, state_sh, batch_sh, mesh,
-                           multilabel=dataset.spec.multilabel, seed=seed)
-  every = int(ckpt_cfg.get("every_steps", 0)) or num_steps
   start = int(jax.device_get(state.step))
+  prefix = None
+  if prefix_cache is not None and start < num_steps:
+    prefix = frozen_prefix.prepare(method, state.params,
+                                   optim_config(method, stage_cfg), dataset,
+                                   mesh, prefix_cache)
+  if prefix is not None:
+    provenance.check_frozen_prefix(directory, prefix.record())
+    data_iter = _prefix_iterator(data_iter, prefix, dataset, stage_cfg,
+                                 batch_sh, seed)
+  step_fn = jit_train_step(method, tx, stage_cfg, state_sh, batch_sh, mesh,
+                           multilabel=dataset.spec.multilabel, seed=seed,
+                           prefix=prefix)
+  every = int(ckpt_cfg.get("every_steps", 0)) or num_steps
   # Steps past the checkpoint are replayed: their old rows go.
   writer = MetricWriter(directory, resume_step=start)
   progress = Progress(method.name, num_steps, start)
@@ -200,6 +220,18 @@ def train(method: Method, stage_cfg, *, dataset, mesh, directory: str,
     if validator is not None:
       validator.close()
   return state.params
+
+
+def _prefix_iterator(data_iter, prefix, dataset, stage_cfg, batch_sh, seed):
+  """``data_iter``'s stream from where it is, its cached modalities read
+  from ``prefix`` rows (the same examples in the same order)."""
+  position = data_iter.get_state()
+  data_iter.close()
+  cached = dataset.train_iterator(stage_cfg.batch_size, batch_sh,
+                                  seed=seeds.data_order_seed(seed),
+                                  transform=prefix.gather)
+  cached.set_state(position)
+  return cached
 
 
 @dataclasses.dataclass
