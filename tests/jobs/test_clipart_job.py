@@ -117,3 +117,23 @@ def test_three_modalities_every_subset_scenario(three):
           == pytest.approx(unimodal["image"]))
   with open(os.path.join(workdir, "results.md")) as f:
     assert "missing:image+title" in f.read()
+
+
+def test_frozen_prefixes_were_cached_and_recorded(two):
+  """configs/clipart.py trains from cached frozen prefixes: the whole text
+  tower (both of :small's layers are frozen) and the stem + lower image
+  blocks, one entry each, shared by every stage and recorded with the
+  results they produced."""
+  _, _, results = two
+  records = {name: results["provenance"][name]["frozen_prefix"]
+             for name in ("unimodal:image", "unimodal:text", "mma",
+                          "late_fusion")}
+  first = clipart_config.EFFNET_SMALL_FIRST_TRAINED
+  # Units: stem, then block i is unit 1 + i.
+  assert records["unimodal:image"]["image"]["first_trained_unit"] == first + 1
+  assert records["unimodal:text"]["text"]["first_trained_unit"] == 4
+  for m, uni in (("image", "unimodal:image"), ("text", "unimodal:text")):
+    # Frozen layers never move: pre-training and both fusion stages read
+    # the same entry.
+    assert (records["mma"][m]["key"] == records["late_fusion"][m]["key"]
+            == records[uni][m]["key"])

@@ -169,6 +169,24 @@ def test_split_points_follow_the_stage_optimizer(built):
   assert image == 4   # stem, mbconv0, mbconv1, pooling
 
 
+def test_the_key_is_the_prefix_weights(built):
+  """Training the layers above the prefix keeps the key; any change to a
+  frozen weight, or to where the prefix ends, gives another."""
+  s = built["zeros"]
+  name, kwargs, _ = s.methods.fusion["mma"].prefix.encoders["image"]
+  params = jax.device_get(methods_init(s, s.methods.fusion["mma"]))
+  enc = params["image_encoder"]
+  data = experiment.data_identity(s)
+  key = frozen_prefix.entry_key(name, kwargs, 2, enc, data)
+  bump = lambda block: {**enc, block: jax.tree.map(lambda x: x + 1e-3,
+                                                   enc[block])}
+  assert frozen_prefix.entry_key(name, kwargs, 2, bump("mbconv1"),
+                                 data) == key
+  assert frozen_prefix.entry_key(name, kwargs, 2, bump("mbconv0"),
+                                 data) != key
+  assert frozen_prefix.entry_key(name, kwargs, 3, enc, data) != key
+
+
 def test_methods_that_cannot_train_from_prefixes_do_not(built):
   s = built["zeros"]
   c, spec = s.config, s.dataset.spec

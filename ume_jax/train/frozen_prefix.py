@@ -147,9 +147,13 @@ def split_points(hooks: Hooks, params: Any, stage_optim) -> dict[str, int]:
   return out
 
 
-def _digest(tree: Any) -> str:
+def _digest(encoder, k: int, tree: Any) -> str:
+  """sha256 of the parameters of units 0..k-1 (the others train: they are
+  not what the cached rows came from)."""
   h = hashlib.sha256()
   for path, x in _flat(tree):
+    if encoder.unit_of(path) >= k:
+      continue
     x = np.asarray(jax.device_get(x))
     h.update("/".join(path).encode())
     h.update(str((x.shape, x.dtype.str)).encode())
@@ -160,7 +164,8 @@ def _digest(tree: Any) -> str:
 def entry_key(name: str, kwargs: Mapping, k: int, encoder_params: Any,
               data_identity: Mapping) -> str:
   what = json.dumps({"encoder": name, "kwargs": dict(kwargs), "stop": k,
-                     "weights": _digest(encoder_params),
+                     "weights": _digest(build_encoder(name, kwargs), k,
+                                        encoder_params),
                      "data": data_identity}, sort_keys=True, default=str)
   return hashlib.sha256(what.encode()).hexdigest()[:24]
 
