@@ -15,7 +15,10 @@ all.
 Frozen towers, as the CLIP-based missing-modality papers use them (Deep
 Correlated Prompting, AOEPT): no gradient is computed for either tower, so
 uni-modal pre-training is a linear probe per modality and fusion trains its
-heads. ``tuned=True`` moves the towers too, at 1/100 of the heads' rate.
+heads. Their features are computed once per training example and cached
+with the prepared data (``frozen_prefix_cache``), so each step runs the
+heads only. ``tuned=True`` moves the towers too, at 1/100 of the heads'
+rate (and runs them in every step).
 
 Every fusion method runs on these towers, the field's baselines included
 (``BASELINE_METHODS``): ``moddrop``, ``umt`` and ``prompts`` (missing-aware
@@ -62,6 +65,9 @@ def use_clip(c, *, small: bool = False, tuned: bool = False,
   c.data.tokenizer_path = snapshot
   c.data.image_processor = snapshot
   c.methods = BASELINE_METHODS
+  # Frozen towers: their features are computed once per training example
+  # (ume_jax/train/frozen_prefix.py); only the heads run in each step.
+  c.frozen_prefix_cache = not tuned
   if not small:
     # Our choices: heads train fast on frozen features; 5 / 5 / 3 epochs,
     # batch 64, AdamW 1e-3 with 100 warm-up steps.
