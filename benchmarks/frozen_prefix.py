@@ -2,7 +2,8 @@
 by side in one run, on the stages of a config that freezes encoder layers.
 
     .venv/bin/python benchmarks/frozen_prefix.py --config=configs/clipart.py \
-        [--steps=20] [--repeats=3] [--stages=unimodal:image,unimodal:text,mma]
+        [--steps=20] [--repeats=3] [--stages=unimodal:image,unimodal:text,mma] \
+        [--cache_dir=/tmp/empty]
 
 For each stage: the method's jitted, sharded train step as
 ``trainer.train`` runs it (``trainer.plan_state``, ``trainer.jit_train_step``
@@ -30,6 +31,9 @@ _CONFIG = config_flags.DEFINE_config_file("config", "configs/clipart.py",
                                           "The run's configuration file.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps per repeat.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats of each side.")
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", "", "Where entries live (default: with the prepared data);"
+    " an empty folder times the fill.")
 _STAGES = flags.DEFINE_list("stages", ["unimodal:image", "unimodal:text",
                                        "mma"], "Methods timed.")
 
@@ -76,6 +80,9 @@ def _stage(s, name):
   from ume_jax.weights import graft  # pylint: disable=g-import-not-at-top
   import optax  # pylint: disable=g-import-not-at-top
   settings = frozen_prefix.settings(s.config, experiment.data_identity(s))
+  if _CACHE_DIR.value:
+    settings = frozen_prefix.Settings(_CACHE_DIR.value,
+                                      settings.data_identity)
   # The packaged weights, as the run's frozen layers hold them in every
   # stage: the entry filled here is the one the run itself reads.
   slot = ((lambda _: "encoder") if name.startswith("unimodal:")
