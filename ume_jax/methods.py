@@ -235,7 +235,7 @@ def fusion(model_cfg, spec: DatasetSpec, method: str,
   def prefix_train_logits(params, batch, key, prefix):
     present = train_present(batch, key)
     cached = frozen_prefix.substitute(batch, present, mods, prefix)
-    inputs = {**masking.inputs(batch, present),
+    inputs = {**masking.inputs(batch, present, skip=tuple(prefix.starts)),
               **{m: cached[m] for m in prefix.starts}}
     return model.apply({"params": params}, inputs, present,
                        starts=dict(prefix.starts))

@@ -65,6 +65,13 @@ def test_substitutes_applied_only_where_absent():
   np.testing.assert_array_equal(out["b"][2], 0.5)
   out = masking.substitute_inputs(x, present, ("a", "b"), "learned")
   np.testing.assert_array_equal(out["a"], x["a"])
+  # Skipped modalities pass through whatever their shape (a cached frozen
+  # prefix, which the dataset mean's shape no longer fits).
+  cached = {**x, "a": jnp.ones((4, 9))}
+  out = _np(masking.substitute_inputs(cached, present, ("a", "b"), "mean",
+                                      means, skip=("a",)))
+  np.testing.assert_array_equal(out["a"], 1.0)
+  np.testing.assert_array_equal(out["b"][2], 0.5)
 
 
 def test_feature_substitute_uses_token():

@@ -53,7 +53,7 @@ def _config(tmp, substitute="zeros"):
 def built(tmp_path_factory):
   tmp = tmp_path_factory.mktemp("prefix")
   return {sub: experiment.setup(_config(tmp / sub, sub))
-          for sub in ("zeros", "learned")}
+          for sub in ("zeros", "learned", "map")}
 
 
 def _train(s, method, directory, cache: bool):
@@ -101,25 +101,37 @@ def test_training_from_the_cache_is_training_without_it(built, tmp_path):
   np.testing.assert_array_equal(b.argmax(-1), a.argmax(-1))
 
 
-def test_a_learned_substitute_swaps_features_not_prefixes(built):
-  """Under ``learned`` the model puts its token in place of an absent
-  modality's features: the cached rows are the same, and no substitute
-  row is made (the step keeps the real rows, as the plain step keeps the
-  real inputs)."""
-  rows = {}
-  for sub in ("zeros", "learned"):
+def test_each_substitute_trains_from_the_same_rows(built):
+  """The cached rows do not depend on the substitute. Under ``learned``
+  the model puts its token in place of an absent modality's features, so
+  no substitute row is made (the step keeps the real rows, as the plain
+  step keeps the real inputs); ``map``'s rows are the prefixes of an
+  all-ones image and an empty text, not those of zeros."""
+  rows, subs = {}, {}
+  for sub in ("zeros", "learned", "map"):
     s = built[sub]
     method = s.methods.fusion["mma"]
     prefix = frozen_prefix.prepare(
         method, methods_init(s, method), s.config.finetune.optim, s.dataset,
         s.mesh, frozen_prefix.settings(s.config, experiment.data_identity(s)))
-    rows[sub] = prefix.rows
+    rows[sub], subs[sub] = prefix.rows, prefix.substitutes
     if sub == "learned":
       assert all(v is None for v in prefix.substitutes.values())
     else:
       assert all(v is not None for v in prefix.substitutes.values())
-  for m in ("image", "text"):
-    np.testing.assert_array_equal(rows["learned"][m], rows["zeros"][m])
+    batch = prefix.gather(next(iter(s.dataset.eval_batches("train", 8,
+                                                           None))))
+    logits = jax.eval_shape(
+        lambda p, b: method.prefix.train_logits(p, b, jax.random.key(0),
+                                                prefix),
+        methods_init(s, method), batch)
+    assert logits.shape == (8, s.dataset.spec.num_classes)
+  for sub in ("learned", "map"):
+    for m in ("image", "text"):
+      np.testing.assert_array_equal(rows[sub][m], rows["zeros"][m])
+  # An empty text is zeros under both; an all-ones image is not a zero one.
+  np.testing.assert_array_equal(subs["map"]["text"], subs["zeros"]["text"])
+  assert not np.allclose(subs["map"]["image"], subs["zeros"]["image"])
 
 
 def methods_init(s, method):

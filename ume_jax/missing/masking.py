@@ -91,11 +91,13 @@ class MaskingSpec:
     return train_present(key, present, self.drop_probs)
 
   def inputs(self, batch: dict, present: jnp.ndarray, *,
-             unimodal: bool = False) -> dict[str, jnp.ndarray]:
-    """``batch`` with absent modalities' inputs substituted."""
+             unimodal: bool = False, skip: Sequence[str] = ()
+             ) -> dict[str, jnp.ndarray]:
+    """``batch`` with absent modalities' inputs substituted (those in
+    ``skip`` passed through: e.g. cached prefixes, substituted apart)."""
     kind = self.unimodal_substitute if unimodal else self.substitute
     return substitute_inputs(batch, present, self.modalities, kind,
-                             self.means)
+                             self.means, skip=skip)
 
 
 def training_absent(train_missing, modalities: Sequence[str],
@@ -144,11 +146,11 @@ def train_present(key: jax.Array, data_present: jnp.ndarray,
 
 def substitute_inputs(inputs: Mapping[str, jnp.ndarray], present: jnp.ndarray,
                       modalities: Sequence[str], kind: str,
-                      means: Mapping[str, jnp.ndarray] | None = None
-                      ) -> dict[str, jnp.ndarray]:
+                      means: Mapping[str, jnp.ndarray] | None = None,
+                      skip: Sequence[str] = ()) -> dict[str, jnp.ndarray]:
   """Replaces absent modalities' inputs by zeros, the dataset mean input or
   (``map``) ones for float inputs and padding ids (an empty text) for
-  integer ones.
+  integer ones; modalities in ``skip`` pass through.
 
   ``learned`` substitutes act on features inside the model, so inputs pass
   through unchanged; the model's encoder output is replaced there.
@@ -157,6 +159,8 @@ def substitute_inputs(inputs: Mapping[str, jnp.ndarray], present: jnp.ndarray,
   if kind == "learned":
     return out
   for i, m in enumerate(modalities):
+    if m in skip:
+      continue
     x = inputs[m]
     if kind == "zeros":
       fill = jnp.zeros_like(x)
