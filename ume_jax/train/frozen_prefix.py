@@ -204,9 +204,15 @@ def _store(directory: str, rows: np.ndarray, meta: dict) -> None:
     return
   buf = io.BytesIO()
   np.save(buf, rows, allow_pickle=False)
-  paths.write_bytes(paths.join(directory, "train.npy"), buf.getvalue())
-  paths.write_text(paths.join(directory, "meta.json"),
-                   json.dumps(meta, indent=1, default=str))
+  try:
+    paths.write_bytes(paths.join(directory, "train.npy"), buf.getvalue())
+    paths.write_text(paths.join(directory, "meta.json"),
+                     json.dumps(meta, indent=1, default=str))
+  except OSError as e:
+    # The rows are in memory: this run trains from them; later ones
+    # recompute them.
+    logging.warning("Cannot store the frozen-prefix cache in %s (%s); it"
+                    " will be computed again by the next run.", directory, e)
 
 
 def _substitute_row(hooks: Hooks, spec, m: str, fn, encoder_params) -> Any:
